@@ -1,0 +1,82 @@
+"""Status socket: a unix stream socket speaking one JSON object per line.
+
+Request `{"cmd": "status"}`; reply `{"ok": true, "instances": [...]}`. The daemon serves it, `hacc
+status` is the client. The default path is derived from the config file's real path, so several
+nodes started from different directories on one host (network namespaces share /run) never clash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RUN_DIR = Path("/run/hacc")
+
+
+def default_socket_path(config_path: Path) -> Path:
+    digest = hashlib.sha256(str(config_path.resolve()).encode()).hexdigest()[:16]
+    return RUN_DIR / f"{digest}.sock"
+
+
+class ControlServer:
+    def __init__(self, path: Path, status: Callable[[], dict[str, Any]]) -> None:
+        self.path = path
+        self._status = status
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(self._client, path=str(self.path))
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5.0)
+            try:
+                request = json.loads(line or b"{}")
+                cmd = request.get("cmd") if isinstance(request, dict) else None
+            except ValueError:
+                cmd = None
+            if cmd == "status":
+                reply: dict[str, Any] = {"ok": True, **self._status()}
+            else:
+                reply = {"ok": False, "error": f"unknown command {cmd!r}"}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def query(path: Path, cmd: str = "status", timeout: float = 5.0) -> dict[str, Any]:
+    """Blocking client used by `hacc status`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    reply = json.loads(b"".join(chunks))
+    if not isinstance(reply, dict):
+        raise ValueError("malformed status reply")
+    return reply

@@ -1,0 +1,98 @@
+"""vrrp_script tracking: run a check every `interval`, turn exit codes into OK/KO with rise/fall.
+
+keepalived semantics: exit 0 is success; anything else, or no exit within `timeout`, is a failure.
+The script's state changes to OK after `rise` consecutive successes and to KO after `fall`
+consecutive failures. The initial state is OK unless `init_fail` is set. The tracker is pure
+(`record`) so its hysteresis is unit-tested without processes; `ScriptRunner` drives it in asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hacc.runtime.process import RunResult, run_command, split_command
+
+log = logging.getLogger("hacc.scripts")
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptSpec:
+    name: str
+    command: str
+    interval: float = 1.0
+    timeout: float | None = None  # None: keepalived's default, the interval
+    rise: int = 1
+    fall: int = 1
+    weight: int = 0
+    init_fail: bool = False
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.timeout if self.timeout else self.interval
+
+
+class ScriptTracker:
+    """Rise/fall hysteresis over a stream of results (pure)."""
+
+    def __init__(self, spec: ScriptSpec) -> None:
+        self.spec = spec
+        self.ok = not spec.init_fail
+        self._streak = 0  # consecutive results disagreeing with the current state
+
+    def record(self, success: bool) -> bool:
+        """Feed one result; return True if the OK/KO state changed."""
+        if success == self.ok:
+            self._streak = 0
+            return False
+        self._streak += 1
+        needed = self.spec.rise if success else self.spec.fall
+        if self._streak >= max(needed, 1):
+            self.ok = success
+            self._streak = 0
+            return True
+        return False
+
+
+class ScriptRunner:
+    """Runs one vrrp_script forever; calls `on_change(name, ok)` when its OK/KO state flips."""
+
+    def __init__(self, spec: ScriptSpec, on_change: Callable[[str, bool], None]) -> None:
+        self.spec = spec
+        self.tracker = ScriptTracker(spec)
+        self._on_change = on_change
+        self._argv = split_command(spec.command)
+        self._task: asyncio.Task[None] | None = None
+        self.last: RunResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.tracker.ok
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"script:{self.spec.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            self.last = await run_command(self._argv, self.spec.effective_timeout)
+            if self.tracker.record(self.last.ok):
+                log.info(
+                    "vrrp_script %s now %s (%s)",
+                    self.spec.name,
+                    "OK" if self.tracker.ok else "KO",
+                    self.last.error or f"exit {self.last.returncode}",
+                )
+                self._on_change(self.spec.name, self.tracker.ok)
+            await asyncio.sleep(max(0.0, self.spec.interval - (loop.time() - started)))
