@@ -13,8 +13,17 @@ Exit codes (documented in README.md):
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NoReturn
 
 import click
+
+from .build import build_from_path
+from .errors import Diagnostic, HaccError, OutputError, SiteError, StaleError
+from .vrid import lock_path
+from .writer import stale_files, write_file_atomic, write_tree
 
 # name -> "module:attribute" of commands imported on first use
 _LAZY_COMMANDS: dict[str, str] = {
@@ -41,3 +50,92 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="hacc")
 def main() -> None:
     """hacc: keepalived high availability as code."""
+
+
+def default_out(site_path: Path) -> Path:
+    """sites/prod.yaml -> sites/prod/ (documented in README.md)."""
+    return site_path.with_suffix("")
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    """A node-local keepalived secrets file: lines `$NAME=value` (the format keepalived includes)."""
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("$") and "=" in line:
+            name, _, value = line[1:].partition("=")
+            out[name.strip()] = value.strip()
+    return out
+
+
+def _report(diags: Iterable[Diagnostic]) -> None:
+    for d in diags:
+        click.echo(d.format(), err=True)
+
+
+def _fail(exc: HaccError) -> NoReturn:
+    if isinstance(exc, SiteError):
+        _report(exc.diagnostics)
+        n = sum(1 for d in exc.diagnostics if d.severity == "error")
+        click.echo(f"hacc: {n} error(s); nothing was written", err=True)
+    else:
+        click.echo(f"hacc: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@main.command()
+@click.argument("site", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="output tree [SITE without .yaml]")
+@click.option("--check", is_flag=True, help="write nothing; exit 1 if the output tree or the lock is stale")
+@click.option("--frozen", is_flag=True, help="exit 1 if the VRID lock would change (for CI)")
+@click.option("--strict", is_flag=True, help="treat warnings as errors")
+@click.option(
+    "--secrets-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a node-local secrets file to check the referenced secret against (never written anywhere)",
+)
+def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool, secrets_file: Path | None) -> None:
+    """Compile SITE into one directory per node: keepalived.conf and notify.sh."""
+    out = out or default_out(site)
+    lock_file = lock_path(site)
+    try:
+        secrets = _read_secrets(secrets_file) if secrets_file else None
+        result = build_from_path(site, secrets)
+        _report(result.warnings)
+        if strict and result.warnings:
+            raise SiteError(result.warnings)
+        if check or frozen:
+            problems = []
+            if result.lock_changed:
+                problems.append(f"{lock_file} (VRID lock would change)")
+            if check:
+                problems += [f"{out / p}" for p in stale_files(out, result.files)]
+            if problems:
+                raise StaleError("stale, run `hacc build " + site.as_posix() + "`:\n  " + "\n  ".join(problems))
+            if check:
+                click.echo(f"{out}: up to date ({len(result.files)} files)")
+                return
+        changed = write_tree(out, result.files)
+        lock_written = write_file_atomic(lock_file, result.lock_text)
+    except HaccError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(OutputError(str(exc)))
+    nodes = len(result.plan.nodes)
+    state = "written" if changed else "already up to date"
+    click.echo(
+        f"{out}: {nodes} node(s), {len(result.files)} files {state}"
+        + (f"; {lock_file} updated" if lock_written else "")
+    )
+
+
+@main.command()
+@click.argument("site", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check(site: Path) -> None:
+    """Validate SITE and print every problem; write nothing."""
+    try:
+        result = build_from_path(site)
+    except HaccError as exc:
+        _fail(exc)
+    _report(result.warnings)
+    click.echo(f"{site}: ok ({len(result.plan.nodes)} nodes, {len(result.plan.instances)} VRRP instances)")

@@ -1,0 +1,86 @@
+"""The pure pipeline: load -> check -> allocate VRIDs -> plan -> render. Only writer.py touches disk."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checks import check_site
+from .errors import Diagnostic, SiteError
+from .loader import SourceMap, load_file
+from .model import Site
+from .plan import SitePlan, plan_instances, plan_site
+from .render import render_site
+from .resolve import instance_names, service_interface
+from .vrid import VridRequest, allocate, lock_path, read_lock, render_lock
+from .weights import check_weights
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    site: Site
+    plan: SitePlan
+    files: dict[str, str]  # relative path -> text
+    lock_text: str
+    lock_changed: bool
+    warnings: tuple[Diagnostic, ...]
+
+
+def _requests(site: Site, smap: SourceMap, skip: set[str]) -> list[VridRequest]:
+    out = []
+    for name, service in site.services.items():
+        if name in skip:
+            continue
+        chosen = service_interface(site, service.nodes[0], service)
+        network = str(chosen[1].network) if chosen else "?"
+        loc = ("services", name, "vrid") if service.vrid is not None else ("services", name)
+        for i, (inst, _pref) in enumerate(instance_names(name, service)):
+            explicit = service.vrid[i] if service.vrid is not None else None
+            out.append(VridRequest(inst, network, explicit, loc))
+    return out
+
+
+def compile_site(
+    site: Site,
+    smap: SourceMap,
+    lock: Mapping[str, int],
+    source: str,
+    secrets: Mapping[str, str] | None = None,
+) -> BuildResult:
+    """Everything `hacc build` does except reading and writing files."""
+    result = check_site(site, smap, secrets)
+    diags = list(result.diagnostics)
+    alloc = allocate(_requests(site, smap, result.broken_services), lock, smap)
+    diags += alloc.diagnostics
+    instances = plan_instances(site, alloc.vrids, result.broken_services | _unallocated(site, alloc.vrids))
+    diags += check_weights(site, instances, smap)
+    errors = [d for d in diags if d.severity == "error"]
+    if errors:
+        raise SiteError(sorted(set(diags)))
+    plan = plan_site(site, source, instances)
+    lock_text = render_lock(alloc.vrids)
+    return BuildResult(
+        site=site,
+        plan=plan,
+        files=render_site(plan),
+        lock_text=lock_text,
+        lock_changed=dict(lock) != alloc.vrids,
+        warnings=tuple(sorted(set(diags))),
+    )
+
+
+def _unallocated(site: Site, vrids: Mapping[str, int]) -> set[str]:
+    return {
+        name
+        for name, service in site.services.items()
+        if any(inst not in vrids for inst, _ in instance_names(name, service))
+    }
+
+
+def build_from_path(site_path: Path, secrets: Mapping[str, str] | None = None) -> BuildResult:
+    site, smap = load_file(site_path)
+    lock, lock_diags = read_lock(lock_path(site_path))
+    if lock_diags:
+        raise SiteError(lock_diags)
+    return compile_site(site, smap, lock, site_path.as_posix(), secrets)

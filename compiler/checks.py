@@ -1,0 +1,318 @@
+"""Whole-site checks: the cross-node and cross-service mistakes that cause keepalived outages.
+
+Every check appends to one list; nothing stops at the first problem. Services with errors are reported
+to the caller so later stages (VRID allocation, planning) skip them instead of tripping over them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import Diagnostic, Loc
+from .loader import SourceMap
+from .model import Service, Site, VirtualServer
+from .resolve import all_vips, node_interfaces, service_interface, settings, vip_interface
+
+MAX_LABEL = 15  # IFNAMSIZ - 1: the kernel rejects longer labels
+PASS_MAX = 8  # RFC 3768 5.3.10: 8 octets; keepalived silently truncates longer passwords
+
+
+@dataclass
+class CheckResult:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    broken_services: set[str] = field(default_factory=set)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+class _Checker:
+    def __init__(self, site: Site, smap: SourceMap, secrets: Mapping[str, str] | None) -> None:
+        self.site = site
+        self.smap = smap
+        self.secrets = secrets
+        self.result = CheckResult()
+
+    def error(self, loc: Loc, message: str, service: str | None = None) -> None:
+        self.result.diagnostics.append(self.smap.diagnostic(loc, message))
+        if service is not None:
+            self.result.broken_services.add(service)
+
+    def warn(self, loc: Loc, message: str) -> None:
+        self.result.diagnostics.append(self.smap.diagnostic(loc, message, "warning"))
+
+    # --- site level ---------------------------------------------------------------------------------
+
+    def run(self) -> CheckResult:
+        self.check_nodes()
+        self.check_auth()
+        self.check_unused_checks()
+        for name, service in self.site.services.items():
+            self.check_service(name, service)
+        self.check_duplicate_vips()
+        self.check_duplicate_virtual_servers()
+        return self.result
+
+    def check_nodes(self) -> None:
+        seen_addr: dict[ipaddress.IPv4Address, str] = {}
+        seen_rid: dict[str, str] = {}
+        for name in self.site.nodes:
+            for ifname, addr in node_interfaces(self.site, name).items():
+                other = seen_addr.get(addr.ip)
+                if other is not None:
+                    self.error(("nodes", name), f"address {addr.ip} ({ifname}) is also used by node {other!r}")
+                seen_addr[addr.ip] = name
+            rid = self.site.nodes[name].router_id or name
+            if rid in seen_rid:
+                self.warn(("nodes", name, "router_id"), f"router_id {rid!r} is also used by {seen_rid[rid]!r}")
+            seen_rid[rid] = name
+
+    def check_auth(self) -> None:
+        auth = self.site.auth
+        if auth is None or self.secrets is None:
+            return
+        value = self.secrets.get(auth.secret)
+        if value is None:
+            self.error(("auth", "secret"), f"the secrets file does not define ${auth.secret}")
+        elif auth.type == "PASS" and len(value) > PASS_MAX:
+            self.error(
+                ("auth", "secret"),
+                f"${auth.secret} is {len(value)} characters; VRRP PASS authentication carries {PASS_MAX} "
+                "(RFC 3768 5.3.10) and keepalived silently truncates the rest",
+            )
+
+    def check_unused_checks(self) -> None:
+        used = {c for s in self.site.services.values() for c in s.track}
+        for name in self.site.checks:
+            if name not in used:
+                self.warn(("checks", name), f"check {name!r} is not tracked by any service")
+
+    # --- one service --------------------------------------------------------------------------------
+
+    def check_service(self, name: str, service: Service) -> None:
+        loc: Loc = ("services", name)
+        before = len(self.result.errors)
+        self.check_references(name, service)
+        self.check_shape(name, service)
+        self.check_settings(name, service)
+        if len(self.result.errors) == before:
+            # interface resolution needs valid node names; skip it when they are broken
+            self.check_interfaces(name, service)
+        for i, vs in enumerate(service.virtual_servers):
+            self.check_virtual_server((*loc, "virtual_servers", i), name, service, vs)
+        if len(self.result.errors) != before:
+            self.result.broken_services.add(name)
+
+    def check_references(self, name: str, service: Service) -> None:
+        loc: Loc = ("services", name)
+        seen: set[str] = set()
+        for i, node in enumerate(service.nodes):
+            if node not in self.site.nodes:
+                known = ", ".join(sorted(self.site.nodes))
+                self.error((*loc, "nodes", i), f"node {node!r} is not declared in 'nodes' (declared: {known})")
+            if node in seen:
+                self.error((*loc, "nodes", i), f"node {node!r} is listed twice")
+            seen.add(node)
+        for i, check in enumerate(service.track):
+            if check not in self.site.checks:
+                self.error((*loc, "track", i), f"check {check!r} is not declared in 'checks'")
+        if len(set(service.track)) != len(service.track):
+            self.error((*loc, "track"), "a check is tracked twice")
+
+    def check_shape(self, name: str, service: Service) -> None:
+        loc: Loc = ("services", name)
+        n = len(service.nodes)
+        if service.mode == "mm":
+            if n < 2:
+                self.error((*loc, "nodes"), "mm (master-master) needs at least 2 nodes")
+            if len(service.vips) != n:
+                self.error(
+                    (*loc, "vips"),
+                    f"mm needs exactly one VIP set per node: {len(service.vips)} VIP set(s) for {n} nodes "
+                    "(vips[i] is the set nodes[i] is preferred master for)",
+                )
+            if service.priorities is not None:
+                self.error((*loc, "priorities"), "priorities are for mb; mm mirrors the priorities per instance")
+        want = n if service.mode == "mm" else 1
+        if service.vrid is not None and len(service.vrid) != want:
+            self.error(
+                (*loc, "vrid"),
+                f"{service.mode} with {n} node(s) needs {want} VRID(s), got {len(service.vrid)}",
+            )
+        if service.vrid is not None and len(set(service.vrid)) != len(service.vrid):
+            self.error((*loc, "vrid"), "the VRIDs of one service must differ")
+        if service.priorities is not None and service.mode == "mb":
+            missing = [nd for nd in service.nodes if nd not in service.priorities]
+            extra = [nd for nd in service.priorities if nd not in service.nodes]
+            if missing:
+                self.error((*loc, "priorities"), f"no priority for node(s) {', '.join(missing)}")
+            if extra:
+                self.error((*loc, "priorities"), f"priority for node(s) not in the service: {', '.join(extra)}")
+            by_prio: dict[int, list[str]] = defaultdict(list)
+            for nd, prio in service.priorities.items():
+                by_prio[prio].append(nd)
+            for prio, nodes in sorted(by_prio.items()):
+                if len(nodes) > 1:
+                    self.error(
+                        (*loc, "priorities"),
+                        f"priority tie: {', '.join(nodes)} all have {prio}; mastership would hinge on "
+                        "IP address order (RFC 5798 6.4.3)",
+                    )
+        if service.units and self.site.notify.service_manager == "sysv" and any("@" in u for u in service.units):
+            self.error((*loc, "units"), "template units (with '@') need service_manager systemd")
+
+    def check_settings(self, name: str, service: Service) -> None:
+        loc: Loc = ("services", name)
+        s = settings(self.site, service)
+        where = (*loc, "advert_int") if service.advert_int is not None else ("defaults", "advert_int")
+        if s.vrrp_version == 2:
+            if s.advert_int < 1:
+                self.error(
+                    where,
+                    f"advert_int {s.advert_int:g} is below 1 s, which VRRPv2 cannot carry "
+                    "(RFC 3768 5.3.7: whole seconds); use vrrp_version 3",
+                    name,
+                )
+            elif s.advert_int != int(s.advert_int):
+                self.error(where, f"advert_int {s.advert_int:g}: VRRPv2 carries whole seconds only", name)
+        elif abs(round(s.advert_int * 100) - s.advert_int * 100) > 1e-6:
+            self.error(where, "advert_int: VRRPv3 carries centiseconds (RFC 5798 5.2.7)", name)
+        if s.vrrp_version == 3 and self.site.auth is not None:
+            self.error(("auth",), f"service {name!r} uses VRRPv3, which has no authentication (RFC 5798 9)", name)
+        if not s.preempt and s.preempt_delay:
+            self.warn((*where[:-1], "preempt_delay"), "preempt_delay has no effect with preempt: false")
+
+    def check_interfaces(self, name: str, service: Service) -> None:
+        loc: Loc = ("services", name)
+        networks: dict[str, ipaddress.IPv4Network] = {}
+        for node in service.nodes:
+            chosen = service_interface(self.site, node, service)
+            ifaces = node_interfaces(self.site, node)
+            if chosen is None:
+                have = ", ".join(f"{n} {a}" for n, a in ifaces.items())
+                if service.interface is not None:
+                    self.error((*loc, "interface"), f"node {node!r} has no interface {service.interface!r} ({have})")
+                else:
+                    first = all_vips(service)[0].address
+                    self.error(
+                        (*loc, "vips", 0),
+                        f"VIP {first} is outside every subnet of node {node!r} ({have}); "
+                        "declare the interface under nodes.{node}.interfaces",
+                    )
+                continue
+            ifname, addr = chosen
+            networks[node] = addr.network
+            for k, check_name in enumerate(service.track):
+                check = self.site.checks.get(check_name)
+                if check is not None and check.interface == ifname:
+                    self.error(
+                        (*loc, "track", k),
+                        f"check {check_name!r} tracks {ifname}, the service's own VRRP interface on node {node!r}: "
+                        "keepalived ignores that (the instance already goes to FAULT when it is down)",
+                    )
+            for i, vip_set in enumerate(service.vips):
+                for j, vip in enumerate(vip_set):
+                    vloc: Loc = (*loc, "vips", i, j) if len(vip_set) > 1 else (*loc, "vips", i)
+                    dev = vip.dev or ifname
+                    dev_addr = ifaces.get(dev)
+                    if dev_addr is None:
+                        self.error((*vloc, "dev"), f"node {node!r} has no interface {dev!r}")
+                        continue
+                    if vip_interface(vip).ip not in dev_addr.network:
+                        self.error(
+                            vloc,
+                            f"VIP {vip.address} is outside the subnet {dev_addr.network} of {dev} on node {node!r}",
+                        )
+                    if vip_interface(vip).ip == dev_addr.ip:
+                        self.error(vloc, f"VIP {vip.address} is node {node!r}'s own address on {dev}")
+                    if vip.label is not None and (not vip.label.startswith(f"{dev}:") or len(vip.label) > MAX_LABEL):
+                        self.error(
+                            (*vloc, "label"),
+                            f"label {vip.label!r} must be '{dev}:<suffix>' (the interface name on node "
+                            f"{node!r}) and at most {MAX_LABEL} characters",
+                        )
+        if len(set(networks.values())) > 1:
+            detail = ", ".join(f"{n} {net}" for n, net in networks.items())
+            self.error(
+                (*loc, "nodes"),
+                f"the nodes are on different subnets for this service ({detail}); VRRP peers must share one L2 segment",
+            )
+
+    def check_virtual_server(self, loc: Loc, name: str, service: Service, vs: VirtualServer) -> None:
+        vip_addrs = [str(vip_interface(v).ip) for v in all_vips(service)]
+        if vs.fwmark is None:
+            ip = vs.ip or (vip_addrs[0] if vip_addrs else None)
+            if ip is not None and ip not in vip_addrs:
+                self.error(
+                    (*loc, "ip"),
+                    f"virtual server IP {ip} is not one of service {name!r}'s VIPs ({', '.join(vip_addrs)})",
+                )
+        seen: dict[tuple[str, int | None], int] = {}
+        total_weight = 0
+        for i, rs in enumerate(vs.real_servers):
+            port = rs.port if rs.port is not None else vs.port
+            key = (rs.address, port)
+            if key in seen:
+                self.error(
+                    (*loc, "real_servers", i),
+                    f"real server {rs.address}:{port} is listed twice (first at real_servers[{seen[key]}])",
+                )
+            seen.setdefault(key, i)
+            total_weight += rs.weight
+            if vs.fwmark is not None and rs.port is None:
+                self.error((*loc, "real_servers", i), "real servers of a fwmark virtual server need a 'port'")
+            if vs.lb_kind in ("DR", "TUN") and vs.port is not None and rs.port not in (None, vs.port):
+                self.error(
+                    (*loc, "real_servers", i, "port"),
+                    f"lb_kind {vs.lb_kind} cannot change the port: real server port {rs.port} must equal "
+                    f"the virtual server port {vs.port} (use NAT to remap)",
+                )
+            if rs.address in vip_addrs:
+                self.error((*loc, "real_servers", i, "address"), f"real server {rs.address} is a VIP")
+        if vs.quorum is not None and vs.quorum > total_weight:
+            self.error((*loc, "quorum"), f"quorum {vs.quorum} exceeds the real servers' total weight {total_weight}")
+        if vs.hysteresis is not None and vs.quorum is not None and vs.hysteresis >= vs.quorum:
+            self.error((*loc, "hysteresis"), "hysteresis must be below quorum")
+        if vs.hysteresis is not None and vs.quorum is None:
+            self.warn((*loc, "hysteresis"), "hysteresis has no effect without quorum")
+
+    # --- across services ----------------------------------------------------------------------------
+
+    def check_duplicate_vips(self) -> None:
+        seen: dict[ipaddress.IPv4Address, str] = {}
+        for name, service in self.site.services.items():
+            for i, vip_set in enumerate(service.vips):
+                for j, vip in enumerate(vip_set):
+                    ip = vip_interface(vip).ip
+                    vloc: Loc = ("services", name, "vips", i, j) if len(vip_set) > 1 else ("services", name, "vips", i)
+                    if ip in seen:
+                        self.error(vloc, f"VIP {ip} is also used by {seen[ip]}", name)
+                    else:
+                        seen[ip] = f"service {name!r}"
+
+    def check_duplicate_virtual_servers(self) -> None:
+        seen: dict[tuple[str, ...], str] = {}
+        for name, service in self.site.services.items():
+            vips = all_vips(service)
+            for i, vs in enumerate(service.virtual_servers):
+                if vs.fwmark is not None:
+                    key: tuple[str, ...] = ("fwmark", str(vs.fwmark), vs.protocol)
+                    what = f"fwmark {vs.fwmark}"
+                else:
+                    ip = vs.ip or (str(vip_interface(vips[0]).ip) if vips else "")
+                    key = (ip, str(vs.port), vs.protocol)
+                    what = f"{ip}:{vs.port}/{vs.protocol}"
+                loc: Loc = ("services", name, "virtual_servers", i)
+                if key in seen:
+                    self.error(loc, f"virtual server {what} is also defined at {seen[key]}", name)
+                else:
+                    seen[key] = f"services.{name}.virtual_servers[{i}]"
+
+
+def check_site(site: Site, smap: SourceMap, secrets: Mapping[str, str] | None = None) -> CheckResult:
+    """Run every site-level check. `secrets` (name -> value), when given, is checked too."""
+    return _Checker(site, smap, secrets).run()

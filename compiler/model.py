@@ -1,0 +1,368 @@
+"""Pydantic models of the site file: the input schema (schemas/site.schema.json is exported from here).
+
+Field-level rules live here (types, ranges, safe names, "exactly one of"); rules that need the whole site
+(cross-node, cross-service) live in checks.py so that all of them are reported together.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+# --- scalar types -----------------------------------------------------------------------------------
+
+_SAFE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+_UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+_PARAM = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+# keepalived reads these as one quoted string and runs them without a shell; a double quote would end the
+# string early and a control character would end the line.
+_COMMAND = re.compile(r'^[^"\x00-\x1f\x7f]+$')
+_URL_PATH = re.compile(r"^/[!-~]*$")
+
+
+def _safe_name(value: str) -> str:
+    if not _SAFE_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a safe name: use 1-32 letters, digits, '_' or '-', starting with a letter "
+            "(names reach keepalived.conf and shell scripts)"
+        )
+    return value
+
+
+def _unit(value: str) -> str:
+    if not _UNIT.match(value):
+        raise ValueError(f"{value!r} is not a safe unit name: use letters, digits and '_.@-' only")
+    return value
+
+
+def _ifname(value: str) -> str:
+    if not _IFNAME.match(value):
+        raise ValueError(f"{value!r} is not a valid interface name: 1-15 characters of letters, digits and '_.-'")
+    return value
+
+
+def _param(value: str) -> str:
+    if not _PARAM.match(value):
+        raise ValueError(f"{value!r} is not a keepalived parameter name: use A-Z, 0-9 and '_', like VRRP_PASS")
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not a plain e-mail address (user@domain)")
+    return value
+
+
+def _host(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if not _HOST.match(value):
+        raise ValueError(f"{value!r} is neither an IP address nor a host name")
+    return value
+
+
+def _command(value: str) -> str:
+    if not _COMMAND.match(value) or not value.strip():
+        raise ValueError("must be a non-empty command line without double quotes or control characters")
+    return value.strip()
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/") or not _COMMAND.match(value) or " " in value:
+        raise ValueError(f"{value!r} must be an absolute path without spaces, quotes or control characters")
+    return value
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        pass
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+    raise ValueError(f"{value!r} is IPv6: hacc supports IPv4 VRRP only for now")
+
+
+def _ipv4_interface(value: str) -> str:
+    """A host address with its prefix, like 192.0.2.11/24 (the prefix gives the L2 subnet)."""
+    if "/" not in value:
+        raise ValueError(f"{value!r} needs a prefix length, like 192.0.2.11/24")
+    try:
+        iface = ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address with prefix, like 192.0.2.11/24") from None
+    return str(iface)
+
+
+def _vip(value: str) -> str:
+    """A VIP: an address, optionally with a prefix (keepalived's default is /32)."""
+    try:
+        iface = ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address or address/prefix") from None
+    return str(iface)
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
+UnitName = Annotated[str, AfterValidator(_unit)]
+IfName = Annotated[str, AfterValidator(_ifname)]
+ParamName = Annotated[str, AfterValidator(_param)]
+Email = Annotated[str, AfterValidator(_email)]
+Host = Annotated[str, AfterValidator(_host)]
+Command = Annotated[str, AfterValidator(_command)]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+IPv4Iface = Annotated[str, AfterValidator(_ipv4_interface)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Priority = Annotated[int, Field(ge=1, le=254)]
+Vrid = Annotated[int, Field(ge=1, le=255)]
+Weight = Annotated[int, Field(ge=-253, le=253)]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- VRRP settings ---------------------------------------------------------------------------------
+
+
+class VrrpSettings(StrictModel):
+    """VRRP knobs a service may override; unset fields fall back to `defaults`."""
+
+    interface: IfName | None = Field(
+        None, description="VRRP interface; by default each node's interface whose subnet holds the VIPs"
+    )
+    advert_int: float | None = Field(None, gt=0, le=40.95, description="advertisement interval (s)")
+    vrrp_version: Literal[2, 3] | None = None
+    garp_master_delay: int | None = Field(None, ge=0, le=255, description="second GARP burst delay (s)")
+    preempt: bool | None = Field(None, description="a higher-priority node takes mastership back")
+    preempt_delay: float | None = Field(None, ge=0, le=1000)
+    unicast: bool | None = Field(None, description="send adverts to the peers' addresses, not multicast")
+    priority: Priority | None = Field(None, description="priority of the preferred (first) node")
+    priority_step: int | None = Field(None, ge=1, le=100, description="priority drop per later node")
+
+
+class Defaults(VrrpSettings):
+    """Site-wide VRRP defaults."""
+
+    interface: IfName | None = None
+    advert_int: float = Field(1.0, gt=0, le=40.95)
+    vrrp_version: Literal[2, 3] = 2
+    garp_master_delay: int = Field(5, ge=0, le=255)
+    preempt: bool = True
+    preempt_delay: float = Field(0.0, ge=0, le=1000)
+    unicast: bool = False
+    priority: Priority = 100
+    priority_step: int = Field(10, ge=1, le=100)
+
+
+class Auth(StrictModel):
+    """VRRP authentication by secret reference: the value lives in a node-local file, never in git."""
+
+    type: Literal["PASS", "AH"]
+    secret: ParamName = Field(description="keepalived parameter holding the password, e.g. VRRP_PASS")
+    secrets_file: AbsPath = Field(
+        "/etc/keepalived/secrets.conf",
+        description="node-local file defining the parameter ($VRRP_PASS=...), included by keepalived.conf",
+    )
+
+
+class Notification(StrictModel):
+    email: list[Email] = Field(default_factory=list)
+    from_: Email | None = Field(None, alias="from")
+    smtp_server: Host | None = None
+    smtp_port: Port = 25
+    smtp_connect_timeout: int = Field(30, ge=1, le=300)
+    smtp_alert: bool = Field(True, description="keepalived mails on every transition (needs email)")
+    service_manager: Literal["systemd", "sysv"] = "systemd"
+    config_dir: AbsPath = Field("/etc/keepalived", description="where a node's generated directory is deployed")
+
+    @model_validator(mode="after")
+    def _mail_needs_server(self) -> Notification:
+        if self.email and (self.smtp_server is None or self.from_ is None):
+            raise ValueError("email needs both 'from' and 'smtp_server'")
+        return self
+
+
+class Node(StrictModel):
+    address: IPv4Iface = Field(description="primary address with prefix on the node's main interface")
+    interface: IfName | None = Field(None, description="main interface (default: defaults.interface)")
+    router_id: SafeName | None = Field(None, description="keepalived router_id (default: node name)")
+    interfaces: dict[IfName, IPv4Iface] = Field(
+        default_factory=dict, description="other interfaces VRRP may run on, with their addresses"
+    )
+
+
+class Check(StrictModel):
+    """A tracked check: a script, a maintenance file, or an interface. Exactly one kind."""
+
+    script: Command | None = Field(None, description="command run by keepalived without a shell; exit 0 = ok")
+    file: AbsPath | None = Field(None, description="maintenance file: the check fails while it exists")
+    interface: IfName | None = Field(None, description="tracked interface: the check fails while it is down")
+    interval: Seconds = 2
+    timeout: Seconds | None = None
+    weight: Weight = Field(0, description="priority change; 0 means failure puts the instance in FAULT")
+    rise: int = Field(2, ge=1, le=100)
+    fall: int = Field(2, ge=1, le=100)
+    user: SafeName | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Check:
+        kinds = [k for k in ("script", "file", "interface") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a check needs exactly one of 'script', 'file' or 'interface'")
+        return self
+
+
+def _vip_spec(value: Any) -> Any:
+    return {"address": value} if isinstance(value, str) else value
+
+
+class VipSpec(StrictModel):
+    address: Annotated[str, AfterValidator(_vip)]
+    dev: IfName | None = None
+    label: str | None = Field(None, description="interface label; must start with the interface name")
+
+
+Vip = Annotated[VipSpec, BeforeValidator(_vip_spec)]
+
+
+def _vip_set(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+# One element of `vips`: a VIP, or (mm) the list of VIPs one node is preferred master for.
+VipSet = Annotated[list[Vip], BeforeValidator(_vip_set), Field(min_length=1)]
+
+
+class HttpGet(StrictModel):
+    path: str = "/"
+    status_code: int | None = Field(200, ge=100, le=599)
+    digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="MD5 of the body (genhash)")
+    virtualhost: Host | None = None
+
+    @model_validator(mode="after")
+    def _path_ok(self) -> HttpGet:
+        if not _URL_PATH.match(self.path):
+            raise ValueError(f"path {self.path!r} must start with '/' and hold no spaces or quotes")
+        if '"' in self.path:
+            raise ValueError("path must not contain double quotes")
+        return self
+
+
+class TcpCheck(StrictModel):
+    port: Port | None = Field(None, description="connect_port (default: the real server's port)")
+
+
+class MiscCheck(StrictModel):
+    path: Command = Field(description="command line run without a shell; exit 0 = healthy")
+    timeout: int | None = Field(None, ge=1, le=3600)
+    dynamic: bool = Field(False, description="exit codes 2-255 set the weight to code-2")
+    user: SafeName | None = None
+
+
+class HealthCheck(StrictModel):
+    http_get: HttpGet | None = None
+    ssl_get: HttpGet | None = None
+    tcp: TcpCheck | None = None
+    misc: MiscCheck | None = None
+    connect_timeout: int | None = Field(None, ge=1, le=300)
+    retry: int | None = Field(None, ge=0, le=100)
+    delay_before_retry: int | None = Field(None, ge=0, le=3600)
+    port: Port | None = Field(None, description="connect_port for HTTP/SSL checks")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HealthCheck:
+        kinds = [k for k in ("http_get", "ssl_get", "tcp", "misc") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a health check needs exactly one of 'http_get', 'ssl_get', 'tcp' or 'misc'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("http_get", "ssl_get", "tcp", "misc") if getattr(self, k) is not None)
+
+
+class Endpoint(StrictModel):
+    address: IPv4
+    port: Port
+
+
+def _endpoint(value: Any) -> Any:
+    if isinstance(value, str) and value.count(":") == 1:
+        host, _, port = value.partition(":")
+        return {"address": host, "port": int(port) if port.isdigit() else port}
+    return value
+
+
+class RealServer(StrictModel):
+    address: IPv4
+    port: Port | None = Field(None, description="default: the virtual server's port")
+    weight: int = Field(1, ge=0, le=65535)
+    inhibit_on_failure: bool = Field(False, description="set weight 0 on failure instead of removing it")
+    check: HealthCheck | None = None
+
+
+class VirtualServer(StrictModel):
+    ip: IPv4 | None = Field(None, description="default: the service's first VIP")
+    port: Port | None = None
+    fwmark: int | None = Field(None, ge=1, le=2**32 - 1)
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    delay_loop: int = Field(6, ge=1, le=3600)
+    lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"] = "wlc"
+    lb_kind: Literal["DR", "NAT", "TUN"] = "DR"
+    persistence_timeout: int | None = Field(None, ge=1, le=2**31 - 1)
+    quorum: int | None = Field(None, ge=1)
+    hysteresis: int | None = Field(None, ge=0)
+    sorry_server: Annotated[Endpoint, BeforeValidator(_endpoint)] | None = None
+    real_servers: list[RealServer] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _address_or_fwmark(self) -> VirtualServer:
+        if self.fwmark is not None and (self.ip is not None or self.port is not None):
+            raise ValueError("use either 'fwmark' or 'ip'/'port', not both")
+        if self.fwmark is None and self.port is None:
+            raise ValueError("a virtual server needs 'port' (or 'fwmark')")
+        return self
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, int) else value
+
+
+class Service(VrrpSettings):
+    mode: Literal["mm", "mb"] = Field(description="mm: master-master, mb: master-backup")
+    nodes: list[SafeName] = Field(min_length=1, description="preference order: the first is preferred")
+    vips: list[VipSet] = Field(min_length=1, description="mb: the VIPs; mm: one VIP set per node, in order")
+    vrid: Annotated[list[Vrid], BeforeValidator(_as_list)] | None = Field(
+        None, description="explicit VRID (mb) or one per node (mm); default: allocated and locked"
+    )
+    priorities: dict[SafeName, Priority] | None = Field(None, description="explicit priority per node (mb)")
+    units: list[UnitName] = Field(default_factory=list, description="units started/stopped on transitions")
+    track: list[SafeName] = Field(default_factory=list, description="names of checks this service tracks")
+    virtual_servers: list[VirtualServer] = Field(default_factory=list)
+
+
+class Site(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, title="hacc site")
+
+    site: SafeName
+    defaults: Defaults = Field(default_factory=Defaults)
+    auth: Auth | None = None
+    notify: Notification = Field(default_factory=Notification)
+    nodes: dict[SafeName, Node] = Field(min_length=1)
+    checks: dict[SafeName, Check] = Field(default_factory=dict)
+    services: dict[SafeName, Service] = Field(min_length=1)

@@ -1,0 +1,210 @@
+"""Per-node plan: what each node's keepalived.conf and notify script must say, as plain data.
+
+Built only from services that passed the checks; rendering is a pure function of this plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .model import Auth, Check, Notification, Service, Site, VirtualServer
+from .resolve import Settings, instance_names, service_interface, settings
+
+
+@dataclass(frozen=True)
+class VipPlan:
+    address: str
+    dev: str
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Member:
+    """One node's place in an instance."""
+
+    node: str
+    priority: int
+    address: str  # primary IP on the instance's interface: the RFC 5798 6.4.3 tie-breaker
+    interface: str
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    """One VRRP virtual router, as the whole site sees it."""
+
+    name: str
+    service: str
+    mode: Literal["mm", "mb"]
+    vrid: int
+    network: str
+    preferred: str
+    members: tuple[Member, ...]  # in preference order
+    vips: tuple[str, ...]
+    track: tuple[str, ...]  # check names
+    units: tuple[str, ...]
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class NodeInstance:
+    """One VRRP instance as rendered on one node."""
+
+    plan: InstancePlan
+    member: Member
+    state: Literal["MASTER", "BACKUP"]
+    vips: tuple[VipPlan, ...]
+    peers: tuple[str, ...]  # unicast peers (empty with multicast)
+    track_scripts: tuple[str, ...]  # vrrp_script names
+    track_interfaces: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class ScriptPlan:
+    name: str  # vrrp_script name
+    check: str
+    spec: Check
+
+
+@dataclass(frozen=True)
+class VirtualServerPlan:
+    service: str
+    ip: str | None
+    spec: VirtualServer
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    router_id: str
+    instances: tuple[NodeInstance, ...]
+    scripts: tuple[ScriptPlan, ...]
+    virtual_servers: tuple[VirtualServerPlan, ...]
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    site_name: str
+    source: str  # the site file as given on the command line (for the generated header)
+    auth: Auth | None
+    notify: Notification
+    checks: Mapping[str, Check]
+    instances: tuple[InstancePlan, ...]
+    nodes: tuple[NodePlan, ...]
+
+
+def script_name(check: str) -> str:
+    return f"chk_{check}"
+
+
+def _priorities(service: Service, preferred: str, base: int, step: int) -> dict[str, int]:
+    if service.mode == "mb" and service.priorities is not None:
+        return dict(service.priorities)
+    order = service.nodes
+    if service.mode == "mm":
+        # mirrored: the instance's preferred node first, then the others in the service's order after it
+        i = order.index(preferred)
+        order = order[i:] + order[:i]
+    return {node: max(1, base - k * step) for k, node in enumerate(order)}
+
+
+def _instance(
+    site: Site,
+    name: str,
+    service_name: str,
+    service: Service,
+    preferred: str,
+    vrid: int,
+    vip_index: int | None,
+) -> InstancePlan:
+    s = settings(site, service)
+    prios = _priorities(service, preferred, s.priority, s.priority_step)
+    members = []
+    network = ""
+    for node in sorted(service.nodes, key=lambda n: (-prios[n], service.nodes.index(n))):
+        chosen = service_interface(site, node, service)
+        assert chosen is not None, "checks guarantee every node has the service's interface"
+        ifname, addr = chosen
+        network = str(addr.network)
+        members.append(Member(node, prios[node], str(addr.ip), ifname))
+    vip_sets = service.vips if vip_index is None else [service.vips[vip_index]]
+    return InstancePlan(
+        name=name,
+        service=service_name,
+        mode=service.mode,
+        vrid=vrid,
+        network=network,
+        preferred=preferred,
+        members=tuple(members),
+        vips=tuple(v.address for vs in vip_sets for v in vs),
+        track=tuple(service.track),
+        units=tuple(service.units),
+        settings=s,
+    )
+
+
+def plan_instances(site: Site, vrids: Mapping[str, int], skip: set[str]) -> list[InstancePlan]:
+    out = []
+    for service_name, service in site.services.items():
+        if service_name in skip:
+            continue
+        for i, (name, preferred) in enumerate(instance_names(service_name, service)):
+            vip_index = i if service.mode == "mm" else None
+            out.append(_instance(site, name, service_name, service, preferred, vrids[name], vip_index))
+    return out
+
+
+def _node_instance(site: Site, inst: InstancePlan, member: Member) -> NodeInstance:
+    service = site.services[inst.service]
+    vip_sets = service.vips if inst.mode == "mb" else [service.vips[service.nodes.index(inst.preferred)]]
+    vips = tuple(VipPlan(v.address, v.dev or member.interface, v.label) for vs in vip_sets for v in vs)
+    peers = tuple(m.address for m in inst.members if m.node != member.node) if inst.settings.unicast else ()
+    scripts = tuple(script_name(c) for c in inst.track if site.checks[c].interface is None)
+    ifaces = tuple(
+        (site.checks[c].interface or "", site.checks[c].weight)
+        for c in inst.track
+        if site.checks[c].interface is not None
+    )
+    top = inst.members[0].node
+    state: Literal["MASTER", "BACKUP"] = "MASTER" if member.node == top and inst.settings.preempt else "BACKUP"
+    return NodeInstance(inst, member, state, vips, peers, scripts, ifaces)
+
+
+def plan_site(site: Site, source: str, instances: list[InstancePlan]) -> SitePlan:
+    nodes = []
+    for node_name in site.nodes:
+        node = site.nodes[node_name]
+        mine = [_node_instance(site, inst, m) for inst in instances for m in inst.members if m.node == node_name]
+        tracked = sorted({c for ni in mine for c in ni.plan.track if site.checks[c].interface is None})
+        services = sorted({ni.plan.service for ni in mine})
+        vservers = [
+            VirtualServerPlan(svc, vs.ip or _first_vip(site, svc, vs), vs)
+            for svc in services
+            for vs in site.services[svc].virtual_servers
+        ]
+        nodes.append(
+            NodePlan(
+                name=node_name,
+                router_id=node.router_id or node_name,
+                instances=tuple(sorted(mine, key=lambda ni: ni.plan.name)),
+                scripts=tuple(ScriptPlan(script_name(c), c, site.checks[c]) for c in tracked),
+                virtual_servers=tuple(vservers),
+            )
+        )
+    return SitePlan(
+        site_name=site.site,
+        source=source,
+        auth=site.auth,
+        notify=site.notify,
+        checks=dict(site.checks),
+        instances=tuple(sorted(instances, key=lambda i: i.name)),
+        nodes=tuple(sorted(nodes, key=lambda n: n.name)),
+    )
+
+
+def _first_vip(site: Site, service: str, vs: VirtualServer) -> str | None:
+    if vs.fwmark is not None:
+        return None
+    first = site.services[service].vips[0][0].address
+    return first.split("/")[0]

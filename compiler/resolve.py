@@ -1,0 +1,88 @@
+"""Resolve a service's effective settings and each node's interface for it.
+
+Pure lookups shared by the checks and the planner, so both agree on what a site means.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Literal
+
+from .model import Service, Site, VipSpec
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A service's VRRP settings after falling back to the site defaults."""
+
+    advert_int: float
+    vrrp_version: Literal[2, 3]
+    garp_master_delay: int
+    preempt: bool
+    preempt_delay: float
+    unicast: bool
+    priority: int
+    priority_step: int
+
+
+def settings(site: Site, service: Service) -> Settings:
+    d = site.defaults
+
+    def pick(name: str) -> object:
+        value = getattr(service, name)
+        return getattr(d, name) if value is None else value
+
+    return Settings(
+        advert_int=float(pick("advert_int")),  # type: ignore[arg-type]
+        vrrp_version=pick("vrrp_version"),  # type: ignore[arg-type]
+        garp_master_delay=pick("garp_master_delay"),  # type: ignore[arg-type]
+        preempt=pick("preempt"),  # type: ignore[arg-type]
+        preempt_delay=float(pick("preempt_delay")),  # type: ignore[arg-type]
+        unicast=pick("unicast"),  # type: ignore[arg-type]
+        priority=pick("priority"),  # type: ignore[arg-type]
+        priority_step=pick("priority_step"),  # type: ignore[arg-type]
+    )
+
+
+def node_interfaces(site: Site, node_name: str) -> dict[str, ipaddress.IPv4Interface]:
+    """Every interface the site declares for a node, main interface first."""
+    node = site.nodes[node_name]
+    main = node.interface or site.defaults.interface or "eth0"
+    out = {main: ipaddress.IPv4Interface(node.address)}
+    for name, addr in node.interfaces.items():
+        out.setdefault(name, ipaddress.IPv4Interface(addr))
+    return out
+
+
+def vip_interface(vip: VipSpec) -> ipaddress.IPv4Interface:
+    return ipaddress.IPv4Interface(vip.address)
+
+
+def all_vips(service: Service) -> list[VipSpec]:
+    return [vip for vip_set in service.vips for vip in vip_set]
+
+
+def service_interface(site: Site, node_name: str, service: Service) -> tuple[str, ipaddress.IPv4Interface] | None:
+    """The interface a node runs this service's VRRP on: the named one, or the one whose subnet holds the
+    first VIP. None when there is no such interface (checks report why)."""
+    ifaces = node_interfaces(site, node_name)
+    if service.interface is not None:
+        addr = ifaces.get(service.interface)
+        return None if addr is None else (service.interface, addr)
+    vips = all_vips(service)
+    if not vips:
+        return None
+    first = vip_interface(vips[0]).ip
+    for name, addr in ifaces.items():
+        if first in addr.network:
+            return name, addr
+    return None
+
+
+def instance_names(service_name: str, service: Service) -> list[tuple[str, str]]:
+    """(instance name, preferred node) pairs: mb has one instance named after the service; mm has one per
+    node, named after the node preferred as its master, so reordering nodes never renames an instance."""
+    if service.mode == "mb":
+        return [(service_name, service.nodes[0])]
+    return [(f"{service_name}_{node}", node) for node in service.nodes]

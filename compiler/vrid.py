@@ -1,0 +1,103 @@
+"""Stable VRID allocation with a committed lock file.
+
+Explicit `vrid:` values are honoured; every other instance keeps the VRID recorded in the lock file, and
+only instances new to the site get a fresh one (the lowest free on their L2 segment). So adding, removing
+or reordering a service never renumbers another one: a VRID change restarts an instance on every node.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import Diagnostic, Loc
+from .loader import SourceMap
+
+LOCK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VridRequest:
+    instance: str
+    network: str  # the L2 segment (subnet) the instance's VRRP runs on: VRIDs are unique per segment
+    explicit: int | None
+    loc: Loc  # where to point diagnostics: the service's `vrid` (or the service)
+
+
+@dataclass
+class Allocation:
+    vrids: dict[str, int] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def lock_path(site_path: Path) -> Path:
+    return site_path.with_name(f"{site_path.stem}.lock.json")
+
+
+def read_lock(path: Path) -> tuple[dict[str, int], list[Diagnostic]]:
+    """The lock's instance -> VRID map; a missing lock is an empty one (a new site)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, []
+    except OSError as exc:
+        return {}, [Diagnostic(str(path), 1, 1, "(lock)", f"cannot read the VRID lock: {exc}")]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return {}, [Diagnostic(str(path), exc.lineno, exc.colno, "(lock)", f"invalid JSON: {exc.msg}")]
+    vrids = data.get("vrids") if isinstance(data, dict) else None
+    if not isinstance(vrids, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255
+        for k, v in vrids.items()
+    ):
+        return {}, [Diagnostic(str(path), 1, 1, "vrids", 'expected {"vrids": {instance: 1..255}}')]
+    return dict(vrids), []
+
+
+def render_lock(vrids: Mapping[str, int]) -> str:
+    body = {
+        "comment": "VRIDs allocated by hacc. Commit this file; delete an entry only to free its VRID.",
+        "version": LOCK_VERSION,
+        "vrids": dict(sorted(vrids.items())),
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def allocate(requests: list[VridRequest], lock: Mapping[str, int], smap: SourceMap) -> Allocation:
+    out = Allocation()
+    taken: dict[tuple[str, int], str] = {}  # (network, vrid) -> instance
+
+    def claim(req: VridRequest, vrid: int, how: str) -> bool:
+        owner = taken.get((req.network, vrid))
+        if owner is not None:
+            out.diagnostics.append(
+                smap.diagnostic(
+                    req.loc,
+                    f"VRID {vrid} ({how}) of instance {req.instance!r} collides with instance {owner!r} on "
+                    f"segment {req.network}: two virtual routers with one VRID on one LAN fight over it",
+                )
+            )
+            return False
+        taken[(req.network, vrid)] = req.instance
+        out.vrids[req.instance] = vrid
+        return True
+
+    # Order matters only for which side of a collision gets the diagnostic; explicit wins over locked.
+    for req in sorted(requests, key=lambda r: r.instance):
+        if req.explicit is not None:
+            claim(req, req.explicit, "explicit")
+    for req in sorted(requests, key=lambda r: r.instance):
+        if req.explicit is None and req.instance in lock:
+            claim(req, lock[req.instance], "from the lock file")
+    for req in sorted(requests, key=lambda r: r.instance):
+        if req.instance in out.vrids or req.explicit is not None or req.instance in lock:
+            continue
+        free = next((v for v in range(1, 256) if (req.network, v) not in taken), None)
+        if free is None:
+            out.diagnostics.append(smap.diagnostic(req.loc, f"no free VRID left on segment {req.network}"))
+            continue
+        claim(req, free, "allocated")
+    return out

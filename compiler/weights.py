@@ -1,0 +1,55 @@
+"""Warnings about tracked-check weights that cannot do what the operator meant.
+
+A weight smaller than the priority gap can never move mastership (the check is decoration); a weight
+that moves it with `fall 1` moves VIPs on every single failed run (a blip).
+"""
+
+from __future__ import annotations
+
+from .errors import Diagnostic
+from .failover import elect
+from .loader import SourceMap
+from .model import Site
+from .plan import InstancePlan
+
+
+def check_weights(site: Site, instances: list[InstancePlan], smap: SourceMap) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for inst in instances:
+        if len(inst.members) < 2:
+            continue
+        base = elect(inst, site.checks)
+        if base.master is None:
+            continue
+        for name in inst.track:
+            check = site.checks[name]
+            after = elect(inst, site.checks, failed={base.master.node: [name]})
+            moves = after.master is not None and after.master.node != base.master.node
+            if check.weight != 0 and not moves:
+                out.append(
+                    smap.diagnostic(
+                        ("checks", name, "weight"),
+                        f"weight {check.weight} can never move instance {inst.name!r}: when {name!r} fails on "
+                        f"{base.master.node} it keeps priority {after.priority} against the next node; "
+                        "use a weight larger than the priority gap",
+                        "warning",
+                    )
+                )
+            elif moves and after.tie:
+                out.append(
+                    smap.diagnostic(
+                        ("checks", name, "weight"),
+                        f"when {name!r} fails on {base.master.node}, instance {inst.name!r} has a priority tie "
+                        f"at {after.priority}: the higher IP address decides (RFC 5798 6.4.3)",
+                        "warning",
+                    )
+                )
+            if moves and check.interface is None and check.fall == 1:
+                out.append(
+                    smap.diagnostic(
+                        ("checks", name, "fall"),
+                        f"fall 1 moves instance {inst.name!r} on a single failed run (a blip); use fall >= 2",
+                        "warning",
+                    )
+                )
+    return sorted(set(out))
