@@ -1,22 +1,131 @@
 """Runtime commands (`hacc run`, `hacc status`). Imported lazily by hacc.compiler.cli.
 
-Heavy imports (pyroute2, asyncio machinery) happen inside the command bodies, never at import time.
+Heavy imports (pyroute2, asyncio machinery, the daemon) happen inside the command bodies, never at
+import time, so `hacc build` never imports pyroute2.
+
+Exit codes: 0 clean stop / config usable / status shown; 1 config unusable, daemon failed to start,
+or no daemon answering the status socket; 2 usage error.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+
+CONFIG_NAME = "keepalived.conf"
+
+
+def _config_path(node_dir: str | None, config_file: str | None) -> Path:
+    if config_file:
+        return Path(config_file)
+    if node_dir:
+        return Path(node_dir) / CONFIG_NAME
+    raise click.UsageError("give NODE_DIR or -f FILE")
+
+
+def _socket_path(config: Path, control_socket: str | None) -> Path:
+    from hacc.runtime.control import default_socket_path
+
+    return Path(control_socket) if control_socket else default_socket_path(config)
 
 
 @click.command()
 @click.argument("node_dir", required=False, type=click.Path(file_okay=False, path_type=str))
-def run(node_dir: str | None) -> None:
+@click.option(
+    "-f",
+    "--use-file",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="keepalived.conf to use instead of NODE_DIR/keepalived.conf",
+)
+@click.option("-t", "--config-test", is_flag=True, help="Check the config like `keepalived -t` and exit")
+@click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket for `hacc status`")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+def run(
+    node_dir: str | None,
+    config_file: str | None,
+    config_test: bool,
+    control_socket: str | None,
+    log_level: str,
+) -> None:
     """Run VRRP for the node whose generated config is in NODE_DIR."""
-    raise click.ClickException("hacc run: not built yet")
+    path = _config_path(node_dir, config_file)
+    if config_test:
+        from hacc.runtime.kaconf.configtest import config_test as check
+
+        sys.exit(check(str(path), sys.stdout))
+    sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level))
+
+
+def _run_daemon(path: Path, control: Path, log_level: str) -> int:
+    import asyncio
+    import logging
+
+    from hacc.runtime.daemon import serve
+    from hacc.runtime.fromconf import daemon_spec
+    from hacc.runtime.kaconf import load_config
+
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    log = logging.getLogger("hacc")
+    if not path.is_file():
+        log.error("%s: no such file", path)
+        return 1
+    loaded = load_config(path)
+    for diag in loaded.diagnostics:
+        log.warning("%s", diag)
+    if any(d.severity == "error" for d in loaded.diagnostics):
+        log.error("%s: configuration has errors; not starting", path)
+        return 1
+    conversion = daemon_spec(loaded.config)
+    for warning in conversion.warnings:
+        log.warning("%s", warning)
+    for error in conversion.errors:
+        log.error("%s", error)
+    if conversion.errors or not conversion.spec.instances:
+        log.error("%s: no runnable vrrp_instance; not starting", path)
+        return 1
+    return asyncio.run(serve(conversion.spec, control))
 
 
 @click.command()
-@click.argument("node_dir", type=click.Path(file_okay=False, path_type=str))
-def status(node_dir: str) -> None:
+@click.argument("node_dir", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.option("-f", "--use-file", "config_file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket of the running daemon")
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's JSON reply")
+def status(node_dir: str | None, config_file: str | None, control_socket: str | None, as_json: bool) -> None:
     """Show each VRRP instance's state for the node running from NODE_DIR."""
-    raise click.ClickException("hacc status: not built yet")
+    from hacc.runtime.control import query
+
+    sock = _socket_path(_config_path(node_dir, config_file), control_socket)
+    try:
+        reply = query(sock)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"no hacc daemon answering on {sock}: {exc}") from exc
+    if as_json:
+        click.echo(json.dumps(reply, indent=2, sort_keys=True))
+        return
+    click.echo(_format_status(reply))
+
+
+def _format_status(reply: dict[str, Any]) -> str:
+    import datetime
+
+    rows = [("INSTANCE", "STATE", "PRIO", "MASTER", "LAST TRANSITION")]
+    for inst in reply.get("instances", []):
+        t = inst.get("last_transition")
+        when = ""
+        if t:
+            stamp = datetime.datetime.fromtimestamp(t["time"]).isoformat(timespec="seconds")
+            when = f"{stamp} {t['from']}->{t['to']} ({t['reason']})"
+        prio = f"{inst['effective_priority']}/{inst['priority']}"
+        rows.append((inst["name"], inst["state"], prio, inst.get("master") or "-", when))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows
+    )

@@ -67,6 +67,7 @@ class ScriptRunner:
         self._argv = split_command(spec.command)
         self._task: asyncio.Task[None] | None = None
         self.last: RunResult | None = None
+        self._reported = False
 
     @property
     def ok(self) -> bool:
@@ -87,7 +88,11 @@ class ScriptRunner:
         while True:
             started = loop.time()
             self.last = await run_command(self._argv, self.spec.effective_timeout)
-            if self.tracker.record(self.last.ok):
+            changed = self.tracker.record(self.last.ok)
+            if changed or not self._reported:
+                # the first result is always reported: until then the instance counts the script
+                # as neither OK nor KO (no weight applied)
+                self._reported = True
                 log.info(
                     "vrrp_script %s now %s (%s)",
                     self.spec.name,

@@ -70,6 +70,13 @@ def flags_up(flags: int) -> bool:
     return (flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING)
 
 
+async def _collect(result: Any) -> list[Any]:
+    """pyroute2 0.9 returns a list for some requests and an async iterator for dumps."""
+    if hasattr(result, "__aiter__"):
+        return [msg async for msg in result]
+    return list(result)
+
+
 class PyrouteAddresses:
     """AddressBackend over one AsyncIPRoute socket, in the current or a named network namespace."""
 
@@ -115,10 +122,10 @@ class PyrouteAddresses:
     async def interface(self, ifname: str) -> InterfaceInfo:
         ipr = self._sock()
         index = await self.index(ifname)
-        links: list[Any] = [msg async for msg in await ipr.link("get", index=index)]
+        links = await _collect(await ipr.link("get", index=index))
         link = links[0]
         primary: ipaddress.IPv4Address | None = None
-        async for msg in await ipr.addr("dump", index=index, family=2):
+        for msg in await _collect(await ipr.addr("dump", index=index, family=2)):
             # the first non-secondary IPv4 address is the one keepalived uses as its source address
             if msg["flags"] & 0x01 == 0:  # IFA_F_SECONDARY
                 primary = ipaddress.IPv4Address(msg.get("IFA_ADDRESS"))

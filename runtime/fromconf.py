@@ -1,0 +1,137 @@
+"""Turn the keepalived.conf model (hacc.runtime.kaconf) into the daemon's per-instance specs.
+
+Adapter between the reader's model and what the runtime executes. Settings hacc does not run yet
+are reported as problems (warnings) rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from hacc.runtime.kaconf.model import KeepalivedConfig, VrrpInstance
+from hacc.runtime.net.addresses import Vip
+from hacc.runtime.notify import NotifySpec
+from hacc.runtime.scripts import ScriptSpec
+from hacc.runtime.smtp import SmtpSettings
+from hacc.runtime.spec import DaemonSpec, InstanceSpec
+from hacc.runtime.vrrp.errors import ConfigError
+from hacc.runtime.vrrp.state import InstanceConfig, TrackedInterface, TrackedScript
+
+UNBOUND = "0.0.0.0"  # primary_ip placeholder until the interface is looked up
+
+
+@dataclass
+class Conversion:
+    spec: DaemonSpec
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _instance_spec(conf: KeepalivedConfig, inst: VrrpInstance, warnings: list[str]) -> InstanceSpec:
+    where = f"{inst.source}: vrrp_instance {inst.name}"
+    scripts = []
+    for ts in (*inst.track_script, *inst.track_file):
+        script = conf.script(ts.name)
+        if script is None:
+            warnings.append(f"{where}: track_script {ts.name} is not a vrrp_script hacc runs; ignored")
+            continue
+        if ts.reverse or script.weight_reverse:
+            warnings.append(f"{where}: track_script {ts.name}: 'reverse' is not supported; ignored")
+        scripts.append(TrackedScript(ts.name, script.weight if ts.weight is None else ts.weight))
+    tracked_ifs = []
+    for ti in inst.track_interface:
+        if ti.reverse:
+            warnings.append(f"{where}: track_interface {ti.name}: 'reverse' is not supported; ignored")
+        tracked_ifs.append(TrackedInterface(ti.name, ti.weight or 0))
+    vips = []
+    for v in inst.virtual_ipaddress:
+        if v.family != 4:
+            warnings.append(f"{where}: IPv6 address {v.address} is not supported yet; ignored")
+            continue
+        vips.append(
+            Vip(ipaddress.IPv4Address(v.ip), v.prefixlen, v.dev or inst.interface, v.label),
+        )
+    auth = inst.authentication
+    if auth is not None and auth.auth_type != "PASS":
+        raise ConfigError(f"{where}: auth_type {auth.auth_type} is not supported")
+    vrrp = InstanceConfig(
+        name=inst.name,
+        vrid=inst.virtual_router_id,
+        primary_ip=inst.unicast_src_ip or inst.mcast_src_ip or UNBOUND,
+        vips=tuple(f"{v.address}/{v.prefixlen}" for v in vips),
+        version=3 if inst.version == 3 else 2,
+        priority=inst.priority,
+        advert_int=inst.advert_int,
+        preempt=not inst.nopreempt,
+        preempt_delay=inst.preempt_delay,
+        auth_type="PASS" if auth is not None else None,
+        auth_pass=auth.auth_pass if auth is not None else None,
+        initial_state=inst.state,
+        garp_master_delay=float(inst.garp_master_delay),
+        garp_master_repeat=max(1, inst.garp_master_repeat),
+        track_scripts=tuple(scripts),
+        track_interfaces=tuple(tracked_ifs),
+    )
+    return InstanceSpec(
+        name=inst.name,
+        interface=inst.interface,
+        vrrp=vrrp,
+        vips=tuple(vips),
+        unicast_src_ip=ipaddress.IPv4Address(inst.unicast_src_ip) if inst.unicast_src_ip else None,
+        unicast_peers=tuple(ipaddress.IPv4Address(p) for p in inst.unicast_peer),
+        notify=NotifySpec(
+            master=inst.notify_master,
+            backup=inst.notify_backup,
+            fault=inst.notify_fault,
+            stop=inst.notify_stop,
+            generic=inst.notify,
+        ),
+        smtp_alert=inst.smtp_alert or conf.global_defs.smtp_alert,
+    )
+
+
+def daemon_spec(conf: KeepalivedConfig) -> Conversion:
+    """Build the DaemonSpec; instances that cannot run are left out and listed in `errors`."""
+    g = conf.global_defs
+    errors: list[str] = []
+    warnings: list[str] = []
+    instances: dict[str, InstanceSpec] = {}
+    for inst in conf.vrrp_instances:
+        try:
+            if inst.family != 4:
+                raise ConfigError(f"{inst.source}: vrrp_instance {inst.name}: IPv6 VRRP is not supported yet")
+            instances[inst.name] = _instance_spec(conf, inst, warnings)
+        except (ConfigError, ValueError) as exc:
+            errors.append(str(exc))
+    if conf.vrrp_sync_groups:
+        warnings.append("vrrp_sync_group is not run by hacc yet: its instances run independently")
+    if conf.virtual_servers:
+        warnings.append("virtual_server (IPVS) is not run by this version of hacc run; ignored")
+    scripts = {
+        s.name: ScriptSpec(
+            name=s.name,
+            command=s.script,
+            interval=s.interval,
+            timeout=s.timeout,
+            rise=s.rise,
+            fall=s.fall,
+            weight=s.weight,
+            init_fail=s.init_fail,
+        )
+        for s in conf.vrrp_scripts
+    }
+    router_id = g.router_id or ""
+    smtp = None
+    if g.smtp_server:
+        smtp = SmtpSettings(
+            server=g.smtp_server,
+            port=g.smtp_server_port,
+            sender=g.notification_email_from or "",
+            recipients=g.notification_email,
+            router_id=router_id or "hacc",
+            connect_timeout=float(g.smtp_connect_timeout),
+            helo_name=g.smtp_helo_name,
+        )
+    spec = DaemonSpec(router_id=router_id, instances=instances, scripts=scripts, smtp=smtp)
+    return Conversion(spec, errors, warnings)

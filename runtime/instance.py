@@ -1,0 +1,280 @@
+"""One VRRP instance at runtime: its spec, its state machine, and the executor of its actions.
+
+The registry in daemon.py keys these by instance name; everything an instance owns (timer handle,
+action queue, master address, last transition) lives here, so one instance can later be replaced
+on reload without touching the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hacc.runtime.net.addresses import AddressBackend, Vip
+from hacc.runtime.net.errors import NetError
+from hacc.runtime.net.garp import send_gratuitous_arps
+from hacc.runtime.notify import NotifyRunner
+from hacc.runtime.smtp import SmtpAlerter
+from hacc.runtime.spec import InstanceSpec
+from hacc.runtime.vrrp.actions import (
+    Action,
+    AddVIPs,
+    DelVIPs,
+    LogEvent,
+    Notify,
+    SendAdvert,
+    SendGratuitousARP,
+)
+from hacc.runtime.vrrp.errors import MalformedPacket
+from hacc.runtime.vrrp.io import MCAST_GROUP
+from hacc.runtime.vrrp.packet import IPv4Datagram, VRRPPacket, encode
+from hacc.runtime.vrrp.state import VRRPInstance
+
+log = logging.getLogger("hacc.vrrp")
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# counters of the state machine that mean "accepted anyway" rather than "discarded"
+_ACCEPTED_COUNTERS = frozenset({"address_list_mismatch", "advert_interval_mismatch"})
+_STATE_NAMES = {"Initialize": "INIT", "Backup": "BACKUP", "Master": "MASTER", "Fault": "FAULT"}
+
+
+class Sender(Protocol):
+    def send(
+        self, payload: bytes, dst: ipaddress.IPv4Address, source: ipaddress.IPv4Address | None = None
+    ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    wall_time: float
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Effects:
+    """What an instance's actions act upon, shared by all instances of a daemon."""
+
+    addresses: AddressBackend
+    notify: NotifyRunner
+    smtp: SmtpAlerter | None
+    mac_of: Callable[[str], bytes]
+
+
+class Instance:
+    def __init__(
+        self,
+        spec: InstanceSpec,
+        machine: VRRPInstance,
+        sender: Sender,
+        source: ipaddress.IPv4Address,
+        effects: Effects,
+    ) -> None:
+        self.spec = spec
+        self.machine = machine
+        self.source = source
+        self._sender = sender
+        self._effects = effects
+        self._vips = {f"{v.address}/{v.prefixlen}": v for v in spec.vips}
+        self._queue: asyncio.Queue[list[Action]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.master_address: str | None = None
+        self.last_transition: Transition | None = None
+        self.malformed = 0
+        self.foreign = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def state(self) -> str:
+        return _STATE_NAMES[self.machine.state]
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop, interface_up: bool) -> None:
+        self._loop = loop
+        self._worker = loop.create_task(self._execute_forever(), name=f"instance:{self.name}")
+        # recorded before startup, so the first state is already Fault if the link is down
+        self.machine.set_interface_up(loop.time(), interface_up)
+        self._feed(self.machine.startup(loop.time()))
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """Shutdown event (priority 0 advert and VIP removal when Master), then drain the actions."""
+        assert self._loop is not None
+        self._cancel_timer()
+        self._feed(self.machine.shutdown(self._loop.time()), rearm=False)
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            log.error("[%s] actions still pending at shutdown", self.name)
+        if self._worker is not None:
+            self._worker.cancel()
+
+    # --- events -------------------------------------------------------------------------------
+    def on_advert(self, ip: IPv4Datagram, pkt: VRRPPacket) -> None:
+        assert self._loop is not None
+        if self.spec.unicast_peers and ipaddress.IPv4Address(ip.src) not in self.spec.unicast_peers:
+            self.foreign += 1  # keepalived also ignores unicast adverts from outside the peer list
+            return
+        if ip.src == str(self.source):
+            return  # our own advert looped back
+        before = self.machine.state
+        discards = _discards(self.machine.counters)
+        actions = self.machine.receive_advert(self._loop.time(), pkt, ip.src, ip.ttl)
+        accepted = _discards(self.machine.counters) == discards
+        if pkt.priority > 0 and accepted and self.machine.state == "Backup" and before != "Master":
+            self.master_address = ip.src
+        self._feed(actions)
+
+    def on_interface(self, up: bool) -> None:
+        assert self._loop is not None
+        self._feed(self.machine.set_interface_up(self._loop.time(), up))
+
+    def on_tracked_interface(self, name: str, up: bool) -> None:
+        assert self._loop is not None
+        self._feed(self.machine.set_tracked_interface(self._loop.time(), name, up))
+
+    def on_script(self, name: str, ok: bool) -> None:
+        assert self._loop is not None
+        self._feed(self.machine.set_script_result(self._loop.time(), name, ok))
+
+    def _on_timer(self) -> None:
+        assert self._loop is not None
+        self._timer = None
+        self._feed(self.machine.handle_timer(self._loop.time()))
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _feed(self, actions: list[Action], rearm: bool = True) -> None:
+        """Send adverts at once (they are timing-critical), queue the rest in order, re-arm the timer."""
+        assert self._loop is not None
+        slow: list[Action] = []
+        for action in actions:
+            if isinstance(action, SendAdvert) and not slow:
+                self._send_advert(action.packet)
+            else:
+                slow.append(action)
+            if isinstance(action, Notify):
+                self._note_transition(action)
+        if slow:
+            self._queue.put_nowait(slow)
+        if rearm:
+            self._cancel_timer()
+            deadline = self.machine.next_deadline()
+            if deadline is not None:
+                self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _note_transition(self, action: Notify) -> None:
+        old = self.last_transition.new if self.last_transition else "INIT"
+        self.last_transition = Transition(time.time(), old, action.state, action.reason)
+        if action.state == "MASTER":
+            self.master_address = str(self.source)
+        elif action.state in ("FAULT", "STOP") or (action.state == "BACKUP" and old == "MASTER"):
+            self.master_address = None
+        log.info(
+            "[%s] Entering %s STATE (%s), effective priority %d",
+            self.name,
+            action.state,
+            action.reason,
+            self.machine.effective_priority,
+        )
+
+    def _send_advert(self, pkt: VRRPPacket) -> None:
+        targets: Iterable[ipaddress.IPv4Address] = self.spec.unicast_peers or (MCAST_GROUP,)
+        for dst in targets:
+            try:
+                payload = encode(pkt, str(self.source), str(dst))
+            except MalformedPacket as exc:
+                log.error("[%s] cannot encode advert: %s", self.name, exc)
+                return
+            self._sender.send(payload, dst, self.source)
+
+    async def _execute_forever(self) -> None:
+        while True:
+            actions = await self._queue.get()
+            try:
+                for action in actions:
+                    await self._execute(action)
+            except Exception:  # one failed action must not stop the instance
+                log.exception("[%s] action failed", self.name)
+            finally:
+                self._queue.task_done()
+
+    def _vip(self, text: str) -> Vip:
+        known = self._vips.get(text)
+        if known is not None:
+            return known
+        iface = ipaddress.IPv4Interface(text)
+        return Vip(iface.ip, iface.network.prefixlen, self.spec.interface)
+
+    async def _execute(self, action: Action) -> None:
+        fx = self._effects
+        if isinstance(action, SendAdvert):
+            self._send_advert(action.packet)
+        elif isinstance(action, AddVIPs | DelVIPs):
+            adding = isinstance(action, AddVIPs)
+            for text in action.vips:
+                vip = self._vip(text)
+                try:
+                    changed = await (fx.addresses.add_vip(vip) if adding else fx.addresses.del_vip(vip))
+                except NetError as exc:
+                    log.error("[%s] %s", self.name, exc)
+                    continue
+                if changed:
+                    log.info("[%s] %s VIP %s", self.name, "added" if adding else "removed", vip)
+        elif isinstance(action, SendGratuitousARP):
+            by_if: dict[str, list[ipaddress.IPv4Address]] = {}
+            for addr in action.addresses:
+                owner = next((v for v in self.spec.vips if str(v.address) == addr), None)
+                ifname = owner.ifname if owner else self.spec.interface
+                by_if.setdefault(ifname, []).extend([ipaddress.IPv4Address(addr)] * action.count)
+            for ifname, ips in by_if.items():
+                try:
+                    send_gratuitous_arps(ifname, fx.mac_of(ifname), ips)
+                except NetError as exc:
+                    log.warning("[%s] %s", self.name, exc)
+        elif isinstance(action, Notify):
+            fx.notify.fire(self.spec.notify, "INSTANCE", self.name, action.state, self._notify_priority())
+            if self.spec.smtp_alert and fx.smtp is not None:
+                fx.smtp.alert(self.name, action.state)
+        elif isinstance(action, LogEvent):
+            log.log(_LEVELS.get(action.level, logging.INFO), "[%s] %s", self.name, action.message)
+
+    def _notify_priority(self) -> int:
+        return self.machine.effective_priority
+
+    def status(self) -> dict[str, Any]:
+        t = self.last_transition
+        return {
+            "name": self.name,
+            "state": self.state,
+            "interface": self.spec.interface,
+            "vrid": self.spec.vrrp.vrid,
+            "version": self.spec.vrrp.version,
+            "priority": self.spec.vrrp.priority,
+            "effective_priority": self.machine.effective_priority,
+            "master": self.master_address,
+            "source": str(self.source),
+            "vips": list(self._vips),
+            "last_transition": None
+            if t is None
+            else {"time": t.wall_time, "from": t.old, "to": t.new, "reason": t.reason},
+            "counters": self.machine.counters,
+        }
+
+
+def _discards(counters: dict[str, int]) -> int:
+    return sum(n for k, n in counters.items() if k not in _ACCEPTED_COUNTERS)
