@@ -13,6 +13,7 @@ Exit codes (documented in README.md):
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,12 +30,16 @@ from .writer import stale_files, write_file_atomic, write_tree
 _LAZY_COMMANDS: dict[str, str] = {
     "run": "hacc.runtime.cli:run",
     "status": "hacc.runtime.cli:status",
+    "diff": "hacc.compiler.review_cli:diff",
+    "failover": "hacc.compiler.review_cli:failover",
+    "schema": "hacc.compiler.review_cli:schema",
 }
 
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *_LAZY_COMMANDS])
+        lazy = [name for name, target in _LAZY_COMMANDS.items() if importlib.util.find_spec(target.split(":")[0])]
+        return sorted([*super().list_commands(ctx), *lazy])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _LAZY_COMMANDS.get(cmd_name)
