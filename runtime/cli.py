@@ -67,7 +67,7 @@ def _run_daemon(path: Path, control: Path, log_level: str) -> int:
 
     from hacc.runtime.daemon import serve
     from hacc.runtime.fromconf import daemon_spec
-    from hacc.runtime.kaconf import load_config
+    from hacc.runtime.kaconf.loader import load_config
 
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"

@@ -303,9 +303,7 @@ def start_keepalived(ns: str, workdir: Path, conf: str, name: str) -> Daemon:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    return Daemon(
-        name=name, ns=ns, proc=proc, log_path=log_path, workdir=node_dir, extra_pidfiles=(vrrp_pid, chk_pid)
-    )
+    return Daemon(name=name, ns=ns, proc=proc, log_path=log_path, workdir=node_dir, extra_pidfiles=(vrrp_pid, chk_pid))
 
 
 def hacc_status(daemon: Daemon) -> dict[str, object]:
@@ -355,9 +353,7 @@ def vrrp_conf(
 ) -> str:
     """A hand-written keepalived.conf with one vrrp_instance on eth0."""
     auth = (
-        f"    authentication {{\n        auth_type PASS\n        auth_pass {auth_pass}\n    }}\n"
-        if auth_pass
-        else ""
+        f"    authentication {{\n        auth_type PASS\n        auth_pass {auth_pass}\n    }}\n" if auth_pass else ""
     )
     vip_lines = "".join(f"        {v} dev eth0\n" for v in vips)
     return (
