@@ -83,4 +83,5 @@ def build_from_path(site_path: Path, secrets: Mapping[str, str] | None = None) -
     lock, lock_diags = read_lock(lock_path(site_path))
     if lock_diags:
         raise SiteError(lock_diags)
-    return compile_site(site, smap, lock, site_path.as_posix(), secrets)
+    # the file name only: the output must not depend on the directory hacc was run from
+    return compile_site(site, smap, lock, site_path.name, secrets)

@@ -201,14 +201,20 @@ class _Checker:
                     self.error(
                         (*loc, "vips", 0),
                         f"VIP {first} is outside every subnet of node {node!r} ({have}); "
-                        "declare the interface under nodes.{node}.interfaces",
+                        f"declare the interface under nodes.{node}.interfaces",
                     )
                 continue
             ifname, addr = chosen
             networks[node] = addr.network
             for k, check_name in enumerate(service.track):
                 check = self.site.checks.get(check_name)
-                if check is not None and check.interface == ifname:
+                if check is not None and check.interface is not None and check.interface not in ifaces:
+                    self.error(
+                        (*loc, "track", k),
+                        f"check {check_name!r} tracks {check.interface}, which node {node!r} does not have "
+                        f"(it has {', '.join(ifaces)})",
+                    )
+                elif check is not None and check.interface == ifname:
                     self.error(
                         (*loc, "track", k),
                         f"check {check_name!r} tracks {ifname}, the service's own VRRP interface on node {node!r}: "
@@ -228,7 +234,7 @@ class _Checker:
                             f"VIP {vip.address} is outside the subnet {dev_addr.network} of {dev} on node {node!r}",
                         )
                     if vip_interface(vip).ip == dev_addr.ip:
-                        self.error(vloc, f"VIP {vip.address} is node {node!r}'s own address on {dev}")
+                        self.error(vloc, f"VIP {vip.address} is the address of node {node!r} on {dev}")
                     if vip.label is not None and (not vip.label.startswith(f"{dev}:") or len(vip.label) > MAX_LABEL):
                         self.error(
                             (*vloc, "label"),
@@ -249,7 +255,7 @@ class _Checker:
             if ip is not None and ip not in vip_addrs:
                 self.error(
                     (*loc, "ip"),
-                    f"virtual server IP {ip} is not one of service {name!r}'s VIPs ({', '.join(vip_addrs)})",
+                    f"virtual server IP {ip} is not one of the VIPs of service {name!r} ({', '.join(vip_addrs)})",
                 )
         seen: dict[tuple[str, int | None], int] = {}
         total_weight = 0

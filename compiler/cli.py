@@ -81,8 +81,10 @@ def _report(diags: Iterable[Diagnostic]) -> None:
 def _fail(exc: HaccError) -> NoReturn:
     if isinstance(exc, SiteError):
         _report(exc.diagnostics)
-        n = sum(1 for d in exc.diagnostics if d.severity == "error")
-        click.echo(f"hacc: {n} error(s); nothing was written", err=True)
+        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        warnings = len(exc.diagnostics) - errors
+        counts = f"{errors} error(s)" + (f", {warnings} warning(s) (--strict)" if warnings else "")
+        click.echo(f"hacc: {counts}; nothing was written", err=True)
     else:
         click.echo(f"hacc: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -106,9 +108,9 @@ def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool,
     try:
         secrets = _read_secrets(secrets_file) if secrets_file else None
         result = build_from_path(site, secrets)
-        _report(result.warnings)
         if strict and result.warnings:
             raise SiteError(result.warnings)
+        _report(result.warnings)
         if check or frozen:
             problems = []
             if result.lock_changed:

@@ -21,6 +21,8 @@ class Outcome:
     master: Member | None  # None: no node can be master (all down or in FAULT)
     priority: int  # the master's effective priority (0 when none)
     tie: bool  # the master won on IP address against an equal priority
+    runner_up: Member | None = None  # the best of the rest: who takes over next
+    runner_up_priority: int = 0
 
 
 def effective_priority(
@@ -57,4 +59,7 @@ def elect(
         return Outcome(None, 0, False)
     ranked.sort(key=lambda r: (r[0], r[1]), reverse=True)
     tie = len(ranked) > 1 and ranked[0][0] == ranked[1][0]
-    return Outcome(ranked[0][2], ranked[0][0], tie)
+    second = ranked[1] if len(ranked) > 1 else None
+    return Outcome(
+        ranked[0][2], ranked[0][0], tie, second[2] if second else None, second[0] if second else 0
+    )

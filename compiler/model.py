@@ -109,6 +109,8 @@ def _vip(value: str) -> str:
     try:
         iface = ipaddress.IPv4Interface(value)
     except ValueError:
+        if ":" in value:
+            raise ValueError(f"{value!r} is IPv6: hacc supports IPv4 VRRP only for now") from None
         raise ValueError(f"{value!r} is not an IPv4 address or address/prefix") from None
     return str(iface)
 
@@ -237,7 +239,7 @@ class VipSpec(StrictModel):
     label: str | None = Field(None, description="interface label; must start with the interface name")
 
 
-Vip = Annotated[VipSpec, BeforeValidator(_vip_spec)]
+Vip = Annotated[VipSpec, BeforeValidator(_vip_spec, json_schema_input_type=str | VipSpec)]
 
 
 def _vip_set(value: Any) -> Any:
@@ -245,7 +247,7 @@ def _vip_set(value: Any) -> Any:
 
 
 # One element of `vips`: a VIP, or (mm) the list of VIPs one node is preferred master for.
-VipSet = Annotated[list[Vip], BeforeValidator(_vip_set), Field(min_length=1)]
+VipSet = Annotated[list[Vip], BeforeValidator(_vip_set, json_schema_input_type=Vip | list[Vip]), Field(min_length=1)]
 
 
 class HttpGet(StrictModel):
@@ -327,7 +329,7 @@ class VirtualServer(StrictModel):
     persistence_timeout: int | None = Field(None, ge=1, le=2**31 - 1)
     quorum: int | None = Field(None, ge=1)
     hysteresis: int | None = Field(None, ge=0)
-    sorry_server: Annotated[Endpoint, BeforeValidator(_endpoint)] | None = None
+    sorry_server: Annotated[Endpoint, BeforeValidator(_endpoint, json_schema_input_type=str | Endpoint)] | None = None
     real_servers: list[RealServer] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -347,7 +349,7 @@ class Service(VrrpSettings):
     mode: Literal["mm", "mb"] = Field(description="mm: master-master, mb: master-backup")
     nodes: list[SafeName] = Field(min_length=1, description="preference order: the first is preferred")
     vips: list[VipSet] = Field(min_length=1, description="mb: the VIPs; mm: one VIP set per node, in order")
-    vrid: Annotated[list[Vrid], BeforeValidator(_as_list)] | None = Field(
+    vrid: Annotated[list[Vrid], BeforeValidator(_as_list, json_schema_input_type=Vrid | list[Vrid])] | None = Field(
         None, description="explicit VRID (mb) or one per node (mm); default: allocated and locked"
     )
     priorities: dict[SafeName, Priority] | None = Field(None, description="explicit priority per node (mb)")

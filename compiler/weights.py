@@ -7,7 +7,7 @@ that moves it with `fall 1` moves VIPs on every single failed run (a blip).
 from __future__ import annotations
 
 from .errors import Diagnostic
-from .failover import elect
+from .failover import Outcome, elect
 from .loader import SourceMap
 from .model import Site
 from .plan import InstancePlan
@@ -30,8 +30,8 @@ def check_weights(site: Site, instances: list[InstancePlan], smap: SourceMap) ->
                     smap.diagnostic(
                         ("checks", name, "weight"),
                         f"weight {check.weight} can never move instance {inst.name!r}: when {name!r} fails on "
-                        f"{base.master.node} it keeps priority {after.priority} against the next node; "
-                        "use a weight larger than the priority gap",
+                        f"{base.master.node}, its priority {after.priority} still beats "
+                        f"{_runner_up(after)}; use a weight larger than the priority gap",
                         "warning",
                     )
                 )
@@ -53,3 +53,9 @@ def check_weights(site: Site, instances: list[InstancePlan], smap: SourceMap) ->
                     )
                 )
     return sorted(set(out))
+
+
+def _runner_up(outcome: Outcome) -> str:
+    if outcome.runner_up is None:
+        return "nobody"
+    return f"{outcome.runner_up.node}'s {outcome.runner_up_priority}"

@@ -1,0 +1,58 @@
+"""A corpus of broken sites: each must fail with exactly the diagnostics in its .expected file.
+
+The .expected files were written by reading each output line against the site (file, line, column and
+field must point at the mistake). HACC_UPDATE_GOLDEN=1 rewrites them; review the diff before committing.
+"""
+
+from __future__ import annotations
+
+from contextlib import chdir
+from pathlib import Path
+
+import pytest
+
+from compiler_testlib import ROOT, UPDATE, run_cli
+
+BROKEN = Path(__file__).parent / "broken"
+CASES = sorted(BROKEN.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("site", CASES, ids=[c.stem for c in CASES])
+def test_broken_site_reports_every_problem(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rel = site.relative_to(ROOT).as_posix()
+    with chdir(ROOT):
+        result = run_cli("build", "--strict", "-o", str(out), rel)
+    expected_file = site.with_suffix(".expected")
+    if UPDATE:
+        expected_file.write_text(result.stderr)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == expected_file.read_text()
+    assert not out.exists(), "a failed build must write nothing"
+    assert not site.with_name(f"{site.stem}.lock.json").exists(), "a failed build must not write a lock"
+
+
+def test_corpus_covers_the_required_checks() -> None:
+    """Each class of mistake the compiler promises to catch appears in at least one expected file."""
+    text = "".join(p.read_text() for p in BROKEN.glob("*.expected"))
+    for needle in [
+        "is not an IPv4 address",
+        "is outside the subnet",
+        "collides with instance",
+        "is not declared in 'nodes'",
+        "mm needs exactly one VIP set per node",
+        "priority tie",
+        "can never move instance",
+        "on a single failed run",
+        "below 1 s",
+        "is also used by service",
+        "is not one of the VIPs of service",
+        "is listed twice",
+        "label 'eth1:0' must be",
+        "at most 15 characters",
+        "is not a safe name",
+        "is not a safe unit name",
+        "unknown field",
+        "YAML syntax error",
+    ]:
+        assert needle in text, needle
