@@ -368,3 +368,14 @@ def vrrp_conf(
         f"{extra_instance}"
         f"}}\n"
     )
+
+
+def hacc_state(daemon: Daemon) -> str:
+    """State of the daemon's first instance, or "DOWN" while its control socket does not answer."""
+    try:
+        reply = hacc_status(daemon)
+    except (OSError, ValueError):
+        return "DOWN"
+    instances = reply["instances"]
+    assert isinstance(instances, list)
+    return str(instances[0]["state"])

@@ -11,23 +11,13 @@ import time
 from pathlib import Path
 
 from conftest import Nodes
-from harness import HACC, Lan, hacc_status, vrrp_conf, wait_until
+from harness import HACC, Daemon, Lan, hacc_state, hacc_status, vrrp_conf, wait_until
 
 VIP = "192.0.2.100"
 
 
-def _states(*daemons: object) -> list[str]:
-    out = []
-    for d in daemons:
-        try:
-            reply = hacc_status(d)  # type: ignore[arg-type]
-        except OSError:
-            out.append("DOWN")
-            continue
-        insts = reply["instances"]
-        assert isinstance(insts, list)
-        out.append(insts[0]["state"])
-    return out
+def _states(*daemons: Daemon) -> list[str]:
+    return [hacc_state(d) for d in daemons]
 
 
 def _pair(make_lan, nodes: Nodes, prio1: int = 150, prio2: int = 100, **kw: object) -> tuple[Lan, list]:
