@@ -167,7 +167,9 @@ def _node_instance(site: Site, inst: InstancePlan, member: Member) -> NodeInstan
         if site.checks[c].interface is not None
     )
     top = inst.members[0].node
-    state: Literal["MASTER", "BACKUP"] = "MASTER" if member.node == top and inst.settings.preempt else "BACKUP"
+    # keepalived requires initial state BACKUP with nopreempt, and clears preempt_delay on a MASTER
+    delayed = not inst.settings.preempt or inst.settings.preempt_delay > 0
+    state: Literal["MASTER", "BACKUP"] = "MASTER" if member.node == top and not delayed else "BACKUP"
     return NodeInstance(inst, member, state, vips, peers, scripts, ifaces)
 
 
