@@ -16,17 +16,17 @@ usage() {
 }
 
 log() {
-    logger -t "hacc-notify" -- "[$NODE] $*" || true
+    logger -t "hacc-notify" -- "[${NODE}] $*" || true
 }
 
 # Runs one service-manager action on one unit; failures are logged, never fatal, so one broken unit
 # does not keep the others from starting.
 unit() {
     local action=$1 name=$2
-    if systemctl "$action" -- "$name"; then
-        log "$action $name: ok"
+    if systemctl "${action}" -- "${name}"; then
+        log "${action} ${name}: ok"
     else
-        log "$action $name: failed with status $?"
+        log "${action} ${name}: failed with status $?"
     fi
 }
 
@@ -40,11 +40,11 @@ mail_alert() {
         return 0
     fi
     {
-        printf 'From: %s\n' "$MAIL_FROM"
+        printf 'From: %s\n' "${MAIL_FROM}"
         printf 'To: %s\n' "${MAIL_TO[@]}"
-        printf 'Subject: %s\n\n' "$subject"
-        printf '%s\n' "$subject"
-    } | sendmail -f "$MAIL_FROM" -- "${MAIL_TO[@]}" || log "sendmail failed with status $?"
+        printf 'Subject: %s\n\n' "${subject}"
+        printf '%s\n' "${subject}"
+    } | sendmail -f "${MAIL_FROM}" -- "${MAIL_TO[@]}" || log "sendmail failed with status $?"
 }
 
 main() {
@@ -53,7 +53,7 @@ main() {
         return 2
     fi
     local kind=$1 name=$2 state=$3 priority=${4:-}
-    case "$kind" in
+    case "${kind}" in
         INSTANCE | GROUP) ;;
         *)
             usage
@@ -63,37 +63,37 @@ main() {
 
     local mode
     local -a units=()
-    case "$name" in
+    case "${name}" in
         web)
             mode=mb
             units=(haproxy.service)
             ;;
         *)
-            log "unknown $kind '$name' (state $state): nothing to do"
-            printf '%s: unknown %s %s\n' "${0##*/}" "$kind" "$name" >&2
+            log "unknown ${kind} '${name}' (state ${state}): nothing to do"
+            printf '%s: unknown %s %s\n' "${0##*/}" "${kind}" "${name}" >&2
             return 3
             ;;
     esac
 
     local action
-    case "$state" in
+    case "${state}" in
         MASTER) action=start ;;
-        BACKUP) if [[ $mode == mb ]]; then action=stop; else action=start; fi ;;
-        FAULT | STOP) if [[ $mode == mb ]]; then action=stop; else action=none; fi ;;
+        BACKUP) if [[ ${mode} == mb ]]; then action=stop; else action=start; fi ;;
+        FAULT | STOP) if [[ ${mode} == mb ]]; then action=stop; else action=none; fi ;;
         *)
             usage
             return 2
             ;;
     esac
 
-    log "$kind $name is now $state${priority:+ (priority $priority)}, mode $mode: ${action} ${units[*]:-(no units)}"
-    if [[ $action != none ]]; then
+    log "${kind} ${name} is now ${state}${priority:+ (priority ${priority})}, mode ${mode}: ${action} ${units[*]:-(no units)}"
+    if [[ ${action} != none ]]; then
         local u
         for u in "${units[@]}"; do
-            unit "$action" "$u"
+            unit "${action}" "${u}"
         done
     fi
-    mail_alert "[$NODE] $name is now $state"
+    mail_alert "[${NODE}] ${name} is now ${state}"
 }
 
 main "$@"

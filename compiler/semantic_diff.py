@@ -1,0 +1,448 @@
+"""What a site change does to the network, in VRRP terms: old SitePlan vs new SitePlan -> labelled changes.
+
+Pure. Each change carries a risk label for the reviewer:
+
+- hitless: applies with no mastership change;
+- moves traffic: a VIP changes master in normal operation (computed with `failover.elect`, RFC 5798 6.4.3);
+- disruptive: the instance restarts (VRID, interface or address-family change), or peers disagree while
+  a rolling rollout has updated some nodes and not others (VIP list, advert_int, version, auth). hacc's
+  runtime tolerates peers whose VIP lists overlap; keepalived does not, so we label for keepalived.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .failover import elect
+from .failover_table import MasterChange, failover_table, table_changes
+from .model import Check, RealServer, VirtualServer
+from .plan import InstancePlan, SitePlan
+
+Risk = Literal["hitless", "moves traffic", "disruptive"]
+RISKS: tuple[Risk, ...] = ("hitless", "moves traffic", "disruptive")
+
+_ROLLOUT = "peers disagree until every node has the new config"
+_RESTART = "the instance restarts on every node"
+
+
+@dataclass(frozen=True)
+class Change:
+    scope: str  # "instance web_lb1", "node lb3", "site", "service www virtual server 192.0.2.100:80/TCP"
+    nodes: tuple[str, ...]  # the nodes whose generated config changes
+    what: str
+    risk: Risk
+    why: str  # why this risk label
+
+
+@dataclass(frozen=True)
+class SemanticDiff:
+    changes: tuple[Change, ...]
+    failover: tuple[MasterChange, ...]  # failover-table cells whose master differs
+
+    @property
+    def risk(self) -> Risk | None:
+        """The highest risk of any change; None when nothing changed."""
+        if not self.changes:
+            return None
+        return max((c.risk for c in self.changes), key=RISKS.index)
+
+
+def _normal_masters(plan: SitePlan | None) -> dict[str, str | None]:
+    if plan is None:
+        return {}
+    out = {}
+    for inst in plan.instances:
+        master = elect(inst, plan.checks).master
+        out[inst.name] = master.node if master else None
+    return out
+
+
+def _nodes(*insts: InstancePlan | None) -> tuple[str, ...]:
+    return tuple(sorted({m.node for inst in insts if inst for m in inst.members}))
+
+
+def _host(vip: str) -> str:
+    return vip.split("/")[0]
+
+
+def _vip_order(vip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_interface(vip).ip
+
+
+class _Differ:
+    def __init__(self, old: SitePlan | None, new: SitePlan) -> None:
+        self.old, self.new = old, new
+        self.out: list[Change] = []
+        self.old_masters, self.new_masters = _normal_masters(old), _normal_masters(new)
+        self.old_inst = {i.name: i for i in old.instances} if old else {}
+        self.new_inst = {i.name: i for i in new.instances}
+
+    def add(self, scope: str, nodes: Iterable[str], what: str, risk: Risk, why: str) -> None:
+        self.out.append(Change(scope, tuple(sorted(set(nodes))), what, risk, why))
+
+    def master_move(self, name: str) -> str | None:
+        """'192.0.2.100: master lb1 -> lb2' when this instance's normal-operation master changes."""
+        before, after = self.old_masters.get(name), self.new_masters.get(name)
+        if name not in self.old_masters or name not in self.new_masters or before == after:
+            return None
+        vips = ", ".join(_host(v) for v in self.new_inst[name].vips)
+        return f"{vips}: master {before or 'none'} -> {after or 'none'}"
+
+    def by_master(self, name: str, what: str, scope: str, nodes: Iterable[str]) -> None:
+        """A change whose risk depends only on whether it moves the instance's master."""
+        move = self.master_move(name)
+        if move:
+            self.add(scope, nodes, f"{what}; {move}", "moves traffic", "the VIP changes master in normal operation")
+        else:
+            self.add(scope, nodes, what, "hitless", f"master stays {self.new_masters.get(name) or 'none'}")
+
+    # --- instances ------------------------------------------------------------------------------------
+
+    def instances(self) -> None:
+        old_vip_home = {v: i.name for i in self.old_inst.values() for v in map(_host, i.vips)}
+        new_vip_home = {v: i.name for i in self.new_inst.values() for v in map(_host, i.vips)}
+        moved = {v for v in set(old_vip_home) & set(new_vip_home) if old_vip_home[v] != new_vip_home[v]}
+        for name in sorted(set(self.old_inst) | set(self.new_inst)):
+            old, new = self.old_inst.get(name), self.new_inst.get(name)
+            scope = f"instance {name}"
+            if old is None and new is not None:
+                self.add(
+                    scope,
+                    _nodes(new),
+                    f"instance added (VRID {new.vrid}, service {new.service}, "
+                    f"mode {new.mode}, master {self.new_masters[name] or 'none'})",
+                    "hitless",
+                    "a new virtual router; no existing VIP changes master",
+                )
+            elif new is None and old is not None:
+                self.add(
+                    scope,
+                    _nodes(old),
+                    f"instance removed (VRID {old.vrid}, service {old.service})",
+                    "disruptive",
+                    "its VIPs are released on every node",
+                )
+            elif old is not None and new is not None:
+                self.instance(scope, old, new, moved)
+        for vip in sorted(moved, key=_vip_order):
+            a, b = old_vip_home[vip], new_vip_home[vip]
+            before, after = self.old_masters.get(a), self.new_masters.get(b)
+            where = f"master {before or 'none'} -> {after or 'none'}" if before != after else f"master stays {after}"
+            self.add(
+                f"instance {b}",
+                _nodes(self.old_inst[a], self.new_inst[b]),
+                f"VIP {vip} moved from instance {a} to {b} ({where})",
+                "disruptive",
+                f"two virtual routers claim the VIP while a rolling rollout is half done; {_ROLLOUT}",
+            )
+
+    def instance(self, scope: str, old: InstancePlan, new: InstancePlan, moved: set[str]) -> None:
+        nodes = _nodes(old, new)
+        if old.vrid != new.vrid:
+            self.add(
+                scope,
+                nodes,
+                f"VRID {old.vrid} -> {new.vrid}",
+                "disruptive",
+                f"{_RESTART}; old and new VRIDs both elect a master during the rollout",
+            )
+        if old.network != new.network:
+            self.add(scope, nodes, f"segment {old.network} -> {new.network}", "disruptive", _RESTART)
+        families = ({_vip_order(v).version for v in old.vips}, {_vip_order(v).version for v in new.vips})
+        if families[0] != families[1]:
+            self.add(
+                scope,
+                nodes,
+                f"address family IPv{sorted(families[0])} -> IPv{sorted(families[1])}",
+                "disruptive",
+                _RESTART,
+            )
+        old_m, new_m = {m.node: m for m in old.members}, {m.node: m for m in new.members}
+        for node in sorted(set(old_m) & set(new_m)):
+            if old_m[node].interface != new_m[node].interface:
+                self.add(
+                    scope,
+                    [node],
+                    f"interface on {node} {old_m[node].interface} -> {new_m[node].interface}",
+                    "disruptive",
+                    _RESTART,
+                )
+        for node in sorted(set(new_m) - set(old_m)):
+            self.by_master(new.name, f"node {node} joins with priority {new_m[node].priority}", scope, nodes)
+        for node in sorted(set(old_m) - set(new_m)):
+            self.by_master(new.name, f"node {node} leaves (was priority {old_m[node].priority})", scope, nodes)
+        prios = [
+            f"{n} {old_m[n].priority} -> {new_m[n].priority}"
+            for n in sorted(set(old_m) & set(new_m))
+            if old_m[n].priority != new_m[n].priority
+        ]
+        if prios:
+            self.by_master(new.name, "priority " + ", ".join(prios), scope, nodes)
+        self.vips(scope, nodes, old, new, moved)
+        for check in sorted(set(new.track) - set(old.track)):
+            self.by_master(new.name, f"tracks check {check} (weight {self.new.checks[check].weight})", scope, nodes)
+        for check in sorted(set(old.track) - set(new.track)):
+            self.by_master(new.name, f"no longer tracks check {check}", scope, nodes)
+        self.settings(scope, nodes, old, new)
+        if old.units != new.units:
+            self.add(
+                scope,
+                nodes,
+                f"service units {list(old.units)} -> {list(new.units)}",
+                "hitless",
+                "only the notify script changes",
+            )
+
+    def vips(self, scope: str, nodes: tuple[str, ...], old: InstancePlan, new: InstancePlan, moved: set[str]) -> None:
+        old_v, new_v = {_host(v): v for v in old.vips}, {_host(v): v for v in new.vips}
+        why = f"{_ROLLOUT}: keepalived rejects adverts whose VIP list differs (hacc's runtime tolerates overlap)"
+        for vip in sorted(set(new_v) - set(old_v) - moved, key=_vip_order):
+            self.add(scope, nodes, f"VIP {new_v[vip]} added", "disruptive", why)
+        for vip in sorted(set(old_v) - set(new_v) - moved, key=_vip_order):
+            self.add(scope, nodes, f"VIP {old_v[vip]} removed", "disruptive", why)
+        for vip in sorted(set(old_v) & set(new_v), key=_vip_order):
+            if old_v[vip] != new_v[vip]:
+                self.add(
+                    scope,
+                    nodes,
+                    f"VIP {old_v[vip]} -> {new_v[vip]} (prefix)",
+                    "disruptive",
+                    "the address is removed and re-added",
+                )
+        old_dev = self._vip_devs(self.old, old.name)
+        new_dev = self._vip_devs(self.new, new.name)
+        for key in sorted(set(old_dev) & set(new_dev)):
+            if old_dev[key] != new_dev[key]:
+                node, vip = key
+                self.add(
+                    scope,
+                    [node],
+                    f"VIP {vip} on {node}: dev/label {old_dev[key]} -> {new_dev[key]}",
+                    "disruptive",
+                    "the address is removed and re-added",
+                )
+
+    @staticmethod
+    def _vip_devs(plan: SitePlan | None, name: str) -> dict[tuple[str, str], str]:
+        out = {}
+        for node in plan.nodes if plan else ():
+            for ni in node.instances:
+                if ni.plan.name == name:
+                    for v in ni.vips:
+                        out[(node.name, _host(v.address))] = f"{v.dev}:{v.label or '-'}"
+        return out
+
+    def settings(self, scope: str, nodes: tuple[str, ...], old: InstancePlan, new: InstancePlan) -> None:
+        rollout = {"advert_int", "vrrp_version", "unicast"}
+        for field in ("advert_int", "vrrp_version", "unicast", "garp_master_delay", "preempt", "preempt_delay"):
+            a, b = getattr(old.settings, field), getattr(new.settings, field)
+            if a != b:
+                if field in rollout:
+                    self.add(
+                        scope,
+                        nodes,
+                        f"{field} {a} -> {b}",
+                        "disruptive",
+                        f"{_ROLLOUT}: adverts from the other side are rejected (split brain)",
+                    )
+                else:
+                    self.add(scope, nodes, f"{field} {a} -> {b}", "hitless", "no mastership change")
+
+    # --- tracked checks, notification, nodes ----------------------------------------------------------
+
+    def checks(self) -> None:
+        old_checks: Mapping[str, Check] = self.old.checks if self.old else {}
+        tracked = {c: [i for i in self.new.instances if c in i.track] for c in self.new.checks}
+        for name in sorted(set(old_checks) & set(self.new.checks)):
+            a, b = old_checks[name], self.new.checks[name]
+            users = tracked.get(name, [])
+            if not users or a == b:
+                continue
+            nodes = _nodes(*users)
+            if a.weight != b.weight:
+                moves = [m for m in (self.master_move(i.name) for i in users) if m]
+                what = f"check {name} re-weighted {a.weight} -> {b.weight}"
+                if moves:
+                    self.add(
+                        f"check {name}",
+                        nodes,
+                        f"{what}; " + "; ".join(moves),
+                        "moves traffic",
+                        "a VIP changes master in normal operation",
+                    )
+                else:
+                    self.add(
+                        f"check {name}",
+                        nodes,
+                        what,
+                        "hitless",
+                        "no normal-operation master changes; see the failover table for what changes on failure",
+                    )
+            fields = sorted(f for f in type(b).model_fields if f != "weight" and getattr(a, f) != getattr(b, f))
+            if fields:
+                self.add(
+                    f"check {name}",
+                    nodes,
+                    "checker changed: " + _fields(a, b, fields),
+                    "hitless",
+                    "the check is re-run with its new definition",
+                )
+
+    def notify(self) -> None:
+        if self.old is None or self.old.notify == self.new.notify:
+            return
+        a, b = self.old.notify, self.new.notify
+        fields = sorted(f for f in type(b).model_fields if getattr(a, f) != getattr(b, f))
+        self.add(
+            "site",
+            [n.name for n in self.new.nodes],
+            "notification changed: " + _fields(a, b, fields),
+            "hitless",
+            "mail and notify settings only",
+        )
+
+    def auth(self) -> None:
+        if self.old is not None and self.old.auth != self.new.auth:
+            self.add(
+                "site",
+                [n.name for n in self.new.nodes],
+                f"authentication {_auth(self.old)} -> {_auth(self.new)}",
+                "disruptive",
+                f"{_ROLLOUT}: adverts failing authentication are dropped (split brain)",
+            )
+
+    def nodes(self) -> None:
+        old_n = {n.name: n for n in self.old.nodes} if self.old else {}
+        new_n = {n.name: n for n in self.new.nodes}
+        for name in sorted(set(new_n) - set(old_n)):
+            self.add(f"node {name}", [name], "node added", "hitless", "a new directory; see its instances")
+        for name in sorted(set(old_n) - set(new_n)):
+            self.add(f"node {name}", [name], "node removed", "hitless", "see its instances")
+        for name in sorted(set(old_n) & set(new_n)):
+            if old_n[name].router_id != new_n[name].router_id:
+                self.add(
+                    f"node {name}",
+                    [name],
+                    f"router_id {old_n[name].router_id} -> {new_n[name].router_id}",
+                    "hitless",
+                    "a label in logs and mail only",
+                )
+
+    # --- LVS --------------------------------------------------------------------------------------------
+
+    def virtual_servers(self) -> None:
+        old_vs, new_vs = _virtual_servers(self.old), _virtual_servers(self.new)
+        for key in sorted(set(old_vs) | set(new_vs)):
+            scope = f"service {key[0]} virtual server {key[1]}"
+            a, b = old_vs.get(key), new_vs.get(key)
+            if a is None and b is not None:
+                self.add(
+                    scope,
+                    b[1],
+                    f"virtual server added ({len(b[0].real_servers)} real servers)",
+                    "hitless",
+                    "new IPVS service; VRRP untouched",
+                )
+            elif b is None and a is not None:
+                self.add(scope, a[1], "virtual server removed", "disruptive", "connections to it are dropped")
+            elif a is not None and b is not None:
+                self.virtual_server(scope, a[0], b[0], tuple(sorted(set(a[1]) | set(b[1]))))
+
+    def virtual_server(self, scope: str, a: VirtualServer, b: VirtualServer, nodes: tuple[str, ...]) -> None:
+        fields = sorted(
+            f
+            for f in type(b).model_fields
+            if f not in ("real_servers", "ip", "port", "fwmark", "protocol") and getattr(a, f) != getattr(b, f)
+        )
+        if fields:
+            self.add(
+                scope,
+                nodes,
+                "virtual server changed: " + _fields(a, b, fields),
+                "hitless",
+                "IPVS applies it in place; VRRP untouched",
+            )
+        old_rs, new_rs = _real_servers(a), _real_servers(b)
+        for key in sorted(set(new_rs) - set(old_rs)):
+            self.add(
+                scope,
+                nodes,
+                f"real server {key} added (weight {new_rs[key].weight})",
+                "hitless",
+                "IPVS adds it; VRRP untouched",
+            )
+        for key in sorted(set(old_rs) - set(new_rs)):
+            self.add(scope, nodes, f"real server {key} removed", "hitless", "IPVS removes it; VRRP untouched")
+        for key in sorted(set(old_rs) & set(new_rs)):
+            x, y = old_rs[key], new_rs[key]
+            if x.weight != y.weight:
+                self.add(
+                    scope,
+                    nodes,
+                    f"real server {key} re-weighted {x.weight} -> {y.weight}",
+                    "hitless",
+                    "IPVS applies it in place",
+                )
+            if x.inhibit_on_failure != y.inhibit_on_failure:
+                self.add(
+                    scope,
+                    nodes,
+                    f"real server {key} inhibit_on_failure {x.inhibit_on_failure} -> {y.inhibit_on_failure}",
+                    "hitless",
+                    "IPVS applies it in place",
+                )
+            if x.check != y.check:
+                self.add(
+                    scope,
+                    nodes,
+                    f"real server {key} checker {_checker(x)} -> {_checker(y)}",
+                    "hitless",
+                    "the health checker restarts for this real server only",
+                )
+
+
+def _fields(a: object, b: object, fields: Iterable[str]) -> str:
+    return ", ".join(f"{f} {getattr(a, f)!r} -> {getattr(b, f)!r}" for f in fields)
+
+
+def _auth(plan: SitePlan) -> str:
+    return "none" if plan.auth is None else f"{plan.auth.type} ${plan.auth.secret}"
+
+
+def _checker(rs: RealServer) -> str:
+    if rs.check is None:
+        return "none"
+    return rs.check.kind + " " + rs.check.model_dump_json(exclude_none=True, exclude_defaults=True)
+
+
+def _virtual_servers(plan: SitePlan | None) -> dict[tuple[str, str], tuple[VirtualServer, tuple[str, ...]]]:
+    """(service, 'ip:port/proto' or 'fwmark N/proto') -> (spec, nodes carrying it)."""
+    found: dict[tuple[str, str], tuple[VirtualServer, set[str]]] = {}
+    for node in plan.nodes if plan else ():
+        for vs in node.virtual_servers:
+            spec = vs.spec
+            addr = f"fwmark {spec.fwmark}" if spec.fwmark is not None else f"{vs.ip}:{spec.port}"
+            entry = found.setdefault((vs.service, f"{addr}/{spec.protocol}"), (spec, set()))
+            entry[1].add(node.name)
+    return {k: (spec, tuple(sorted(nodes))) for k, (spec, nodes) in found.items()}
+
+
+def _real_servers(vs: VirtualServer) -> dict[str, RealServer]:
+    return {f"{rs.address}:{rs.port or vs.port}": rs for rs in vs.real_servers}
+
+
+def semantic_diff(old: SitePlan | None, new: SitePlan) -> SemanticDiff:
+    """Every change from `old` (None: the site is new) to `new`, each with its risk label."""
+    d = _Differ(old, new)
+    d.nodes()
+    d.auth()
+    d.notify()
+    d.checks()
+    d.instances()
+    d.virtual_servers()
+    changes = tuple(sorted(d.out, key=lambda c: c.scope))  # stable: keeps the order found within a scope
+    moves = table_changes(failover_table(old) if old else None, failover_table(new))
+    return SemanticDiff(changes, tuple(moves))
