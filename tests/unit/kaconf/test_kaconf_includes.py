@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kaconf_helpers import FIXTURES, errors, instance_conf, lines, warnings
-
 from hacc.runtime.kaconf import load_config
 from hacc.runtime.kaconf.lexer import MAX_INCLUDE_DEPTH
+from kaconf_helpers import FIXTURES, errors, instance_conf, lines, warnings
 
 
 def write(path: Path, text: str) -> Path:

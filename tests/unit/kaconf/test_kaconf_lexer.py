@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from kaconf_helpers import errors, instance_conf, lines, parse, warnings
-
 from hacc.runtime.kaconf.diagnostics import DiagnosticSink, SourceLoc
 from hacc.runtime.kaconf.lexer import expand_braces, strip_comment, tokenize
+from kaconf_helpers import errors, instance_conf, lines, parse, warnings
 
 LOC = SourceLoc("t.conf", 1)
 

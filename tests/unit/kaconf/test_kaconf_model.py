@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from kaconf_helpers import instance_conf, lines, parse, warnings
-
 from hacc.runtime.kaconf import (
     GlobalDefs,
     HttpCheck,
@@ -15,6 +13,7 @@ from hacc.runtime.kaconf import (
     UrlCheck,
     VirtualIp,
 )
+from kaconf_helpers import instance_conf, lines, parse, warnings
 
 
 def test_global_defs() -> None:
