@@ -60,6 +60,4 @@ def elect(
     ranked.sort(key=lambda r: (r[0], r[1]), reverse=True)
     tie = len(ranked) > 1 and ranked[0][0] == ranked[1][0]
     second = ranked[1] if len(ranked) > 1 else None
-    return Outcome(
-        ranked[0][2], ranked[0][0], tie, second[2] if second else None, second[0] if second else 0
-    )
+    return Outcome(ranked[0][2], ranked[0][0], tie, second[2] if second else None, second[0] if second else 0)

@@ -68,20 +68,28 @@ def render_lock(vrids: Mapping[str, int]) -> str:
 
 def allocate(requests: list[VridRequest], lock: Mapping[str, int], smap: SourceMap) -> Allocation:
     out = Allocation()
-    taken: dict[tuple[str, int], str] = {}  # (network, vrid) -> instance
+    taken: dict[tuple[str, int], tuple[VridRequest, str]] = {}  # (network, vrid) -> (owner, how it got it)
 
     def claim(req: VridRequest, vrid: int, how: str) -> bool:
-        owner = taken.get((req.network, vrid))
-        if owner is not None:
+        held = taken.get((req.network, vrid))
+        if held is not None:
+            owner, owner_how = held
+            # point at the explicit side: that is the line the operator just wrote
+            at, other, at_how, other_how = (
+                (owner, req, owner_how, how)
+                if owner_how == "explicit" and how != "explicit"
+                else (req, owner, how, owner_how)
+            )
             out.diagnostics.append(
                 smap.diagnostic(
-                    req.loc,
-                    f"VRID {vrid} ({how}) of instance {req.instance!r} collides with instance {owner!r} on "
-                    f"segment {req.network}: two virtual routers with one VRID on one LAN fight over it",
+                    at.loc,
+                    f"VRID {vrid} ({at_how}) of instance {at.instance!r} collides with instance {other.instance!r} "
+                    f"({other_how}) on segment {req.network}: two virtual routers with one VRID on one LAN "
+                    "fight over it",
                 )
             )
             return False
-        taken[(req.network, vrid)] = req.instance
+        taken[(req.network, vrid)] = (req, how)
         out.vrids[req.instance] = vrid
         return True
 

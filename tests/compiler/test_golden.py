@@ -76,7 +76,10 @@ def test_output_does_not_depend_on_hash_seed(tmp_path: Path) -> None:
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run(
             [sys.executable, "-m", "hacc.compiler", "build", "-o", str(work / "out"), copy.name],
-            cwd=work, env=env, check=True, capture_output=True,
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
         )
         trees.append(read_tree(work / "out"))
     assert trees[0] == trees[1]

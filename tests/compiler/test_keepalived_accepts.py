@@ -57,7 +57,9 @@ def keepalived_check(ns: str, node_dir: Path, config_dir: str, workdir: Path) ->
     lines.append(f"exec {KEEPALIVED} -t -f {config_dir}/keepalived.conf")
     return subprocess.run(
         ["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-ec", "\n".join(lines)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 

@@ -37,7 +37,9 @@ def test_every_script_passes_shellcheck(tmp_path: Path) -> None:
     assert len(scripts) == 9
     result = subprocess.run(
         ["shellcheck", "--shell=bash", "--severity=style", "--enable=all", *(str(p) for _, p in scripts)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -134,8 +136,7 @@ def test_each_transition_is_logged_and_mailed(built: Path, tmp_path: Path) -> No
     assert rc == 0
     logs = [line for line in lines if line.startswith("logger ")]
     assert logs[0] == (
-        "logger -t hacc-notify -- [lb1] INSTANCE web is now MASTER (priority 100), mode mb: "
-        "start haproxy.service"
+        "logger -t hacc-notify -- [lb1] INSTANCE web is now MASTER (priority 100), mode mb: start haproxy.service"
     )
     assert "logger -t hacc-notify -- [lb1] start haproxy.service: ok" in logs
     assert "sendmail -f keepalived@example.com -- ops@example.com oncall@example.com" in lines
