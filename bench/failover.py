@@ -15,6 +15,7 @@ Expected: Master_Down_Interval minus the time since the last advert, i.e. betwee
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import sys
@@ -62,15 +63,15 @@ def _start(impl: str, ns: str, work: Path, conf: str, name: str) -> Daemon:
 def bench(impl: str, setting: str, runs: int, work: Path) -> Result:
     version, advert_int, auth = SETTINGS[setting]
     res = Result(impl, setting)
-    conf = {"version": version, "advert_int": advert_int, "auth_pass": auth}
+    conf = functools.partial(vrrp_conf, version=version, advert_int=advert_int, auth_pass=auth)
     down = 3 * advert_int + 1.0
     lan = Lan.create(f"b{impl[0]}{setting}", 2)
     started: list[Daemon] = []
     try:
-        backup = _start(impl, lan.ns(2), work, vrrp_conf(priority=100, router_id="n2", **conf), f"{impl}-b")
+        backup = _start(impl, lan.ns(2), work, conf(priority=100, router_id="n2"), f"{impl}-b")
         started.append(backup)
         for run in range(runs):
-            master = _start(impl, lan.ns(1), work, vrrp_conf(priority=150, router_id="n1", **conf), f"{impl}-m{run}")
+            master = _start(impl, lan.ns(1), work, conf(priority=150, router_id="n1"), f"{impl}-m{run}")
             started.append(master)
             ok = wait_until(lambda: lan.holders(VIP) == [1] and _is_backup(impl, backup), 3 * down + 5)
             if not ok:

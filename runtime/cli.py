@@ -57,7 +57,7 @@ def run(
     if config_test:
         from hacc.runtime.kaconf.configtest import config_test as check
 
-        sys.exit(check(str(path), sys.stdout))
+        sys.exit(check(path, sys.stdout))
     sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level))
 
 

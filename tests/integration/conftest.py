@@ -32,8 +32,11 @@ def _stale_namespaces() -> Iterator[None]:
     remove_stale_namespaces()
 
 
+MakeLan = Callable[[int], Lan]
+
+
 @pytest.fixture
-def make_lan(request: pytest.FixtureRequest) -> Iterator[Callable[[int], Lan]]:
+def make_lan(request: pytest.FixtureRequest) -> Iterator[MakeLan]:
     lans: list[Lan] = []
     tag = f"{len(request.node.name) % 97}{abs(hash(request.node.name)) % 10000}"
 

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
-from conftest import Nodes
+from conftest import MakeLan, Nodes
 from harness import vrrp_conf, wait_until
 
 VIP = "192.0.2.100"
 
 
-def _interop(make_lan, nodes: Nodes, version: int, advert_int: float, auth: str | None) -> None:
+def _interop(make_lan: MakeLan, nodes: Nodes, version: int, advert_int: float, auth: str | None) -> None:
     lan = make_lan(2)
     down = 3 * advert_int + 1.5  # Master_Down_Interval plus slack for process start-up
-    conf = {"version": version, "advert_int": advert_int, "auth_pass": auth}
+    conf = functools.partial(vrrp_conf, version=version, advert_int=advert_int, auth_pass=auth)
     # 1. keepalived alone becomes Master; then hacc, preferred, preempts it: keepalived must accept
     #    hacc's adverts (checksum, auth, interval) and drop its VIP
-    ka = nodes.keepalived(lan.ns(2), vrrp_conf(priority=100, router_id="ka", **conf))
+    ka = nodes.keepalived(lan.ns(2), conf(priority=100, router_id="ka"))
     assert wait_until(lambda: lan.holders(VIP) == [2], 2 * down), lan.holders(VIP)
-    hacc = nodes.hacc(lan.ns(1), vrrp_conf(priority=150, router_id="hacc", **conf))
+    hacc = nodes.hacc(lan.ns(1), conf(priority=150, router_id="hacc"))
     assert wait_until(lambda: lan.holders(VIP) == [1], down), lan.holders(VIP)
     assert re.search(r"\(VI_1\) Master received advert from 192.0.2.11 with higher priority 150", ka.log())
     assert wait_until(lambda: lan.holders(VIP) != [1], 4 * advert_int) is False, "mastership did not hold"
@@ -26,7 +27,7 @@ def _interop(make_lan, nodes: Nodes, version: int, advert_int: float, auth: str 
     hacc.kill()
     assert wait_until(lambda: lan.holds(2, VIP), down), lan.holders(VIP)
     # 3. hacc comes back as the lower priority: it must accept keepalived's adverts and stay Backup
-    hacc2 = nodes.hacc(lan.ns(1), vrrp_conf(priority=50, router_id="hacc", **conf))
+    hacc2 = nodes.hacc(lan.ns(1), conf(priority=50, router_id="hacc"))
     assert wait_until(lambda: "[VI_1] Entering BACKUP STATE" in hacc2.log(), 5)
     assert wait_until(lambda: lan.holders(VIP) == [2], down), lan.holders(VIP)  # stale VIP cleared
     assert "Entering MASTER" not in hacc2.log(), "hacc ignored keepalived's adverts"
@@ -37,9 +38,9 @@ def _interop(make_lan, nodes: Nodes, version: int, advert_int: float, auth: str 
     assert "discarded" not in hacc2.log(), hacc2.log()
 
 
-def test_interop_v3_fast(make_lan, nodes: Nodes) -> None:
+def test_interop_v3_fast(make_lan: MakeLan, nodes: Nodes) -> None:
     _interop(make_lan, nodes, version=3, advert_int=0.1, auth=None)
 
 
-def test_interop_v2_auth_pass(make_lan, nodes: Nodes) -> None:
+def test_interop_v2_auth_pass(make_lan: MakeLan, nodes: Nodes) -> None:
     _interop(make_lan, nodes, version=2, advert_int=1, auth="s3cret")

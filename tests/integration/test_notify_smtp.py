@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Nodes
+from conftest import MakeLan, Nodes
 from harness import vrrp_conf, wait_until
 
 SINK = Path(__file__).parent / "smtp_sink.py"
 
 
-def test_notify_scripts_and_smtp_alert(make_lan, nodes: Nodes, tmp_path: Path) -> None:
+def test_notify_scripts_and_smtp_alert(make_lan: MakeLan, nodes: Nodes, tmp_path: Path) -> None:
     lan = make_lan(1)
     argv_log = tmp_path / "argv.log"
     script = tmp_path / "notify.sh"

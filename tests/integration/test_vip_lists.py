@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 
-from conftest import Nodes
+from conftest import MakeLan, Nodes
 from harness import hacc_state as _state
 from harness import hacc_status, vrrp_conf, wait_until
 
 
-def test_overlapping_lists_keep_exactly_one_master(make_lan, nodes: Nodes) -> None:
+def test_overlapping_lists_keep_exactly_one_master(make_lan: MakeLan, nodes: Nodes) -> None:
     lan = make_lan(2)
     a = nodes.hacc(lan.ns(1), vrrp_conf(priority=150, vips=("192.0.2.100/24", "192.0.2.101/24")))
     b = nodes.hacc(lan.ns(2), vrrp_conf(priority=100, vips=("192.0.2.100/24", "192.0.2.102/24")))
@@ -37,7 +37,7 @@ def test_overlapping_lists_keep_exactly_one_master(make_lan, nodes: Nodes) -> No
     assert counters["address_list_mismatch"] > 10
 
 
-def test_disjoint_lists_are_discarded_and_logged(make_lan, nodes: Nodes) -> None:
+def test_disjoint_lists_are_discarded_and_logged(make_lan: MakeLan, nodes: Nodes) -> None:
     lan = make_lan(2)
     a = nodes.hacc(lan.ns(1), vrrp_conf(priority=150, vips=("192.0.2.100/24",)))
     b = nodes.hacc(lan.ns(2), vrrp_conf(priority=100, vips=("192.0.2.102/24",)))

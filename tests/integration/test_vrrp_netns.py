@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import Nodes
+from conftest import MakeLan, Nodes
 from harness import HACC, Daemon, Lan, hacc_state, hacc_status, vrrp_conf, wait_until
 
 VIP = "192.0.2.100"
@@ -20,16 +20,17 @@ def _states(*daemons: Daemon) -> list[str]:
     return [hacc_state(d) for d in daemons]
 
 
-def _pair(make_lan, nodes: Nodes, prio1: int = 150, prio2: int = 100, **kw: object) -> tuple[Lan, list]:
+def _pair(make_lan: MakeLan, nodes: Nodes) -> tuple[Lan, list[Daemon]]:
+    """Node 1 (priority 150) Master, node 2 (priority 100) Backup."""
     lan = make_lan(2)
-    a = nodes.hacc(lan.ns(1), vrrp_conf(priority=prio1, router_id="n1", **kw))
-    b = nodes.hacc(lan.ns(2), vrrp_conf(priority=prio2, router_id="n2", **kw))
+    a = nodes.hacc(lan.ns(1), vrrp_conf(priority=150, router_id="n1"))
+    b = nodes.hacc(lan.ns(2), vrrp_conf(priority=100, router_id="n2"))
     assert wait_until(lambda: lan.holders(VIP) == [1], 5), lan.holders(VIP)
     assert wait_until(lambda: _states(a, b) == ["MASTER", "BACKUP"], 3), _states(a, b)
     return lan, [a, b]
 
 
-def test_election_status_and_cli(make_lan, nodes: Nodes) -> None:
+def test_election_status_and_cli(make_lan: MakeLan, nodes: Nodes) -> None:
     lan, (a, b) = _pair(make_lan, nodes)
     # stays stable: no flapping over 20 advert intervals
     time.sleep(1.0)
@@ -60,7 +61,7 @@ def test_election_status_and_cli(make_lan, nodes: Nodes) -> None:
     assert "[VI_1] Entering MASTER STATE (master down timer expired)" in a.log()
 
 
-def test_failover_after_sigkill_and_preempt_back(make_lan, nodes: Nodes) -> None:
+def test_failover_after_sigkill_and_preempt_back(make_lan: MakeLan, nodes: Nodes) -> None:
     lan, (a, b) = _pair(make_lan, nodes)
     a.kill()
     t0 = time.monotonic()
@@ -74,7 +75,7 @@ def test_failover_after_sigkill_and_preempt_back(make_lan, nodes: Nodes) -> None
     assert "higher priority" in b.log()
 
 
-def test_failover_when_master_link_goes_down(make_lan, nodes: Nodes) -> None:
+def test_failover_when_master_link_goes_down(make_lan: MakeLan, nodes: Nodes) -> None:
     lan, (a, b) = _pair(make_lan, nodes)
     lan.link(1, up=False)  # node 1 loses carrier
     assert wait_until(lambda: lan.holders(VIP) == [2], 3), lan.holders(VIP)
@@ -85,7 +86,7 @@ def test_failover_when_master_link_goes_down(make_lan, nodes: Nodes) -> None:
     assert wait_until(lambda: _states(a, b) == ["MASTER", "BACKUP"], 2), _states(a, b)
 
 
-def test_nopreempt_keeps_the_current_master(make_lan, nodes: Nodes) -> None:
+def test_nopreempt_keeps_the_current_master(make_lan: MakeLan, nodes: Nodes) -> None:
     lan = make_lan(2)
     b = nodes.hacc(lan.ns(2), vrrp_conf(priority=100, nopreempt=True, router_id="n2"))
     assert wait_until(lambda: lan.holders(VIP) == [2], 5)
@@ -100,7 +101,7 @@ def test_nopreempt_keeps_the_current_master(make_lan, nodes: Nodes) -> None:
     assert wait_until(lambda: _states(a2, b) == ["MASTER", "BACKUP"], 5), _states(a2, b)
 
 
-def test_track_script_failure_flips_mastership_by_weight(make_lan, nodes: Nodes, tmp_path: Path) -> None:
+def test_track_script_failure_flips_mastership_by_weight(make_lan: MakeLan, nodes: Nodes, tmp_path: Path) -> None:
     lan = make_lan(2)
     flag = tmp_path / "healthy"
     flag.write_text("")
@@ -120,7 +121,7 @@ def test_track_script_failure_flips_mastership_by_weight(make_lan, nodes: Nodes,
     assert wait_until(lambda: lan.holders(VIP) == [1], 3), lan.holders(VIP)
 
 
-def test_sigterm_resigns_fast_and_new_master_answers_arp(make_lan, nodes: Nodes) -> None:
+def test_sigterm_resigns_fast_and_new_master_answers_arp(make_lan: MakeLan, nodes: Nodes) -> None:
     lan = make_lan(2)
     # advert_int 1 s: Master_Down_Interval would be ~3.6 s, the priority-0 advert makes it Skew_Time
     a = nodes.hacc(lan.ns(1), vrrp_conf(priority=150, advert_int=1, router_id="n1"))

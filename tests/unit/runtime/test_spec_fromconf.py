@@ -105,3 +105,19 @@ def test_runtime_cli_import_does_not_import_pyroute2() -> None:
     code = "import sys, hacc.runtime.cli, hacc.compiler.cli; print('pyroute2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_run_config_test_exit_codes(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hacc.compiler.cli import main
+
+    good = tmp_path / "good.conf"
+    good.write_text(CONF % {"prio": 100})
+    bad = tmp_path / "bad.conf"
+    bad.write_text("vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 300\n}\n")
+    ok = CliRunner().invoke(main, ["run", "--config-test", "-f", str(good)])
+    assert ok.exit_code == 0, ok.output
+    ko = CliRunner().invoke(main, ["run", "--config-test", "-f", str(bad)])
+    assert ko.exit_code == 1, ko.output
+    assert f"{bad}:3:" in ko.output
