@@ -154,24 +154,26 @@ _BLOCK_KEYWORDS = frozenset(
 )
 
 
-def set_int(key: str, low: int, high: int) -> Handler:
+def _set_converted(key: str, convert: Callable[[Reader, Node], object]) -> Handler:
     def handler(r: Reader, node: Node, fields: Fields) -> None:
-        value = r.integer(node, low, high)
+        value = convert(r, node)
         r.extra_args(node, 1)
         if value is not None:
             fields[key] = value
 
     return handler
+
+
+def set_int(key: str, low: int, high: int) -> Handler:
+    return _set_converted(key, lambda r, node: r.integer(node, low, high))
 
 
 def set_number(key: str, low: float, high: float) -> Handler:
-    def handler(r: Reader, node: Node, fields: Fields) -> None:
-        value = r.number(node, low, high)
-        r.extra_args(node, 1)
-        if value is not None:
-            fields[key] = value
+    return _set_converted(key, lambda r, node: r.number(node, low, high))
 
-    return handler
+
+def set_host(key: str) -> Handler:
+    return _set_converted(key, lambda r, node: r.host(node, r.arg(node, what="an IP address")))
 
 
 def set_str(key: str, *, allowed: int = 1) -> Handler:
@@ -221,16 +223,6 @@ def set_flag(key: str, value: bool = True) -> Handler:
 def set_bool(key: str) -> Handler:
     def handler(r: Reader, node: Node, fields: Fields) -> None:
         fields[key] = r.boolean(node)
-
-    return handler
-
-
-def set_host(key: str) -> Handler:
-    def handler(r: Reader, node: Node, fields: Fields) -> None:
-        value = r.host(node, r.arg(node, what="an IP address"))
-        r.extra_args(node, 1)
-        if value is not None:
-            fields[key] = value
 
     return handler
 

@@ -27,6 +27,7 @@ MAX_INCLUDE_DEPTH = 16
 MAX_EXPANSION_DEPTH = 32  # nested multi-line parameter uses
 MAX_SUBSTITUTIONS = 1000  # per line: bounds self-referencing parameters
 MAX_LINE_CHARS = 1_000_000
+MAX_EXPANDED_LINES = 100_000  # lines produced by multi-line parameters, over the whole config
 
 INCLUDE_KEYWORDS = frozenset({"include", "includer", "includem", "includew", "includeb", "includea"})
 _STRICT_INCLUDES = INCLUDE_KEYWORDS - {"include"}  # variants that make a failed include an error
@@ -198,6 +199,7 @@ class Lexer:
     params: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
+    expanded: int = 0
 
     def read_main(self, path: Path) -> None:
         self.files.append(str(path))
@@ -307,7 +309,10 @@ class Lexer:
             self._emit(out[0], loc)
         elif depth >= MAX_EXPANSION_DEPTH:
             self.sink.error(loc, f"parameter expansion nested deeper than {MAX_EXPANSION_DEPTH} levels")
+        elif self.expanded + len(out) > MAX_EXPANDED_LINES:
+            self.sink.error(loc, f"multi-line parameters expand to more than {MAX_EXPANDED_LINES} lines")
         else:
+            self.expanded += len(out)
             for piece in out:
                 if piece.strip():
                     self._logical(piece, loc, base_dir, depth + 1)

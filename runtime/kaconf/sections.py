@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from hacc.runtime.kaconf.convert import Fields, Reader
+from hacc.runtime.kaconf.convert import Fields, Handler, Reader
 from hacc.runtime.kaconf.diagnostics import SourceLoc
 from hacc.runtime.kaconf.lvs_sections import virtual_server
 from hacc.runtime.kaconf.model import (
@@ -107,22 +107,25 @@ def _instance(r: Reader, node: Node, gd: GlobalDefs) -> VrrpInstance:
     return VrrpInstance(name=name, source=node.loc, **resolved)
 
 
-def _script(r: Reader, node: Node) -> VrrpScript:
+def _named_block(r: Reader, node: Node, handlers: dict[str, Handler], required: str) -> tuple[str, Fields]:
+    """vrrp_script / vrrp_track_file: `KIND NAME { ... }` with one required setting."""
     name = _name(r, node)
     fields: Fields = {}
-    r.dispatch(f"vrrp_script {name}", r.block(node), SCRIPT_HANDLERS, fields, frozenset())
-    if "script" not in fields:
-        r.sink.error(node.loc, f"vrrp_script {name}: script is required")
-    return VrrpScript(name=name, source=node.loc, **{"script": "", **fields})
+    r.dispatch(f"{node.name} {name}", r.block(node), handlers, fields, frozenset())
+    if required not in fields:
+        r.sink.error(node.loc, f"{node.name} {name}: {required} is required")
+        fields[required] = ""
+    return name, fields
+
+
+def _script(r: Reader, node: Node) -> VrrpScript:
+    name, fields = _named_block(r, node, SCRIPT_HANDLERS, "script")
+    return VrrpScript(name=name, source=node.loc, **fields)
 
 
 def _track_file(r: Reader, node: Node) -> VrrpTrackFile:
-    name = _name(r, node)
-    fields: Fields = {}
-    r.dispatch(f"vrrp_track_file {name}", r.block(node), TRACK_FILE_HANDLERS, fields, frozenset())
-    if "file" not in fields:
-        r.sink.error(node.loc, f"vrrp_track_file {name}: file is required")
-    return VrrpTrackFile(name=name, source=node.loc, **{"file": "", **fields})
+    name, fields = _named_block(r, node, TRACK_FILE_HANDLERS, "file")
+    return VrrpTrackFile(name=name, source=node.loc, **fields)
 
 
 def _sync_group(r: Reader, node: Node, built: Built) -> VrrpSyncGroup:
