@@ -109,7 +109,6 @@ def test_runtime_cli_import_does_not_import_pyroute2() -> None:
 
 def test_run_config_test_exit_codes(tmp_path: Path) -> None:
     from click.testing import CliRunner
-
     from hacc.compiler.cli import main
 
     good = tmp_path / "good.conf"
