@@ -82,4 +82,7 @@ def test_deep_nesting_and_long_lines_do_not_crash() -> None:
 def test_multiline_parameter_bomb_is_bounded() -> None:
     result = parse_text("$M= \\\n$M \\\n$M\n$M\n", "bomb.conf", base_dir=NOWHERE)
     check(result)
-    assert [str(d) for d in result.errors] == ["bomb.conf:4: multi-line parameters expand to more than 100000 lines"]
+    assert [str(d) for d in result.errors] == [
+        "bomb.conf:4: parameter expansion nested deeper than 32 levels",
+        "bomb.conf:4: multi-line parameters expand to more than 100000 lines",
+    ]
