@@ -93,7 +93,9 @@ def write_tree(out: Path, files: Mapping[str, str]) -> bool:
         tmp.chmod(0o755)
         for rel, text in files.items():
             path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True)
+                path.parent.chmod(0o755)  # explicit: mkdir's mode is filtered by the umask
             with path.open("w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
                 fh.flush()

@@ -1,0 +1,32 @@
+"""The built wheel installs hacc.compiler and hacc.runtime (never bare `compiler`/`runtime`) with every
+subpackage and the templates: a package missing from pyproject's list would only fail after install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from compiler_testlib import ROOT
+
+
+def test_wheel_contains_every_package_and_template(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    wheel = next(tmp_path.glob("hacc-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tops = {n.split("/")[0] for n in names if not n.startswith("hacc-")}
+    assert tops == {"hacc"}, tops
+    for src_root, pkg in (("compiler", "hacc/compiler"), ("runtime", "hacc/runtime")):
+        for py in (ROOT / src_root).rglob("*.py"):
+            if "__pycache__" in py.parts:
+                continue
+            rel = py.relative_to(ROOT / src_root).as_posix()
+            assert f"{pkg}/{rel}" in names, f"{pkg}/{rel} missing from the wheel: list its package in pyproject"
+    for tpl in (ROOT / "compiler" / "templates").glob("*.j2"):
+        assert f"hacc/compiler/templates/{tpl.name}" in names
+    entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "hacc = hacc.compiler.cli:main" in entry
