@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hacc.runtime.control import ControlServer
-from hacc.runtime.instance import Effects, Instance
+from hacc.runtime.instance import Effects, GroupLink, Instance
 from hacc.runtime.net.addresses import InterfaceInfo, PyrouteAddresses
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.links import LinkEvent, LinkMonitor
@@ -33,6 +33,7 @@ from hacc.runtime.smtp import SmtpAlerter
 from hacc.runtime.spec import DaemonSpec, InstanceSpec
 from hacc.runtime.vrrp.io import VrrpInterfaceSocket
 from hacc.runtime.vrrp.state import VRRPInstance
+from hacc.runtime.vrrp.sync import SyncGroup
 
 log = logging.getLogger("hacc.daemon")
 
@@ -108,6 +109,9 @@ class Daemon:
                 self.instances[name] = await self._bind(spec, effects)
             except (NetError, OSError) as exc:
                 raise DaemonError(f"[{name}] cannot start: {exc}") from exc
+        for group_name, members in self.spec.sync_groups.items():
+            linked = {m: self.instances[m] for m in members if m in self.instances}
+            GroupLink(SyncGroup(group_name, [i.machine for i in linked.values()]), linked)
         self._links.start(loop)
         for instance in self.instances.values():
             # a previous run killed without cleanup may have left our VIPs behind (keepalived does

@@ -104,8 +104,15 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
             instances[inst.name] = _instance_spec(conf, inst, warnings)
         except (ConfigError, ValueError) as exc:
             errors.append(str(exc))
-    if conf.vrrp_sync_groups:
-        warnings.append("vrrp_sync_group is not run by hacc yet: its instances run independently")
+    sync_groups: dict[str, tuple[str, ...]] = {}
+    for group in conf.vrrp_sync_groups:
+        members = tuple(m for m in group.group if m in instances)
+        if any((group.notify, group.notify_master, group.notify_backup, group.notify_fault, group.notify_stop)):
+            warnings.append(f"{group.source}: vrrp_sync_group {group.name}: group notify scripts are not run")
+        if group.track_script or group.track_interface:
+            warnings.append(f"{group.source}: vrrp_sync_group {group.name}: group tracking is not supported")
+        if len(members) >= 2:
+            sync_groups[group.name] = members
     if conf.virtual_servers:
         warnings.append("virtual_server (IPVS) is not run by this version of hacc run; ignored")
     scripts = {
@@ -133,5 +140,5 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
             connect_timeout=float(g.smtp_connect_timeout),
             helo_name=g.smtp_helo_name,
         )
-    spec = DaemonSpec(router_id=router_id, instances=instances, scripts=scripts, smtp=smtp)
+    spec = DaemonSpec(router_id=router_id, instances=instances, scripts=scripts, smtp=smtp, sync_groups=sync_groups)
     return Conversion(spec, errors, warnings)

@@ -34,6 +34,7 @@ from hacc.runtime.vrrp.errors import MalformedPacket
 from hacc.runtime.vrrp.io import MCAST_GROUP
 from hacc.runtime.vrrp.packet import IPv4Datagram, VRRPPacket, encode
 from hacc.runtime.vrrp.state import VRRPInstance
+from hacc.runtime.vrrp.sync import SyncGroup
 
 log = logging.getLogger("hacc.vrrp")
 
@@ -44,9 +45,7 @@ _STATE_NAMES = {"Initialize": "INIT", "Backup": "BACKUP", "Master": "MASTER", "F
 
 
 class Sender(Protocol):
-    def send(
-        self, payload: bytes, dst: ipaddress.IPv4Address, source: ipaddress.IPv4Address | None = None
-    ) -> bool: ...
+    def send(self, payload: bytes, dst: ipaddress.IPv4Address, source: ipaddress.IPv4Address | None = None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +89,7 @@ class Instance:
         self.last_transition: Transition | None = None
         self.malformed = 0
         self.foreign = 0
+        self.group: GroupLink | None = None  # set when the instance is in a vrrp_sync_group
 
     @property
     def name(self) -> str:
@@ -159,6 +159,12 @@ class Instance:
             self._timer = None
 
     def _feed(self, actions: list[Action], rearm: bool = True) -> None:
+        if self.group is not None:
+            self.group.feed(self, actions, rearm)
+        else:
+            self.apply(actions, rearm)
+
+    def apply(self, actions: list[Action], rearm: bool = True) -> None:
         """Send adverts at once (they are timing-critical), queue the rest in order, re-arm the timer."""
         assert self._loop is not None
         slow: list[Action] = []
@@ -274,6 +280,27 @@ class Instance:
             else {"time": t.wall_time, "from": t.old, "to": t.new, "reason": t.reason},
             "counters": self.machine.counters,
         }
+
+
+class GroupLink:
+    """A vrrp_sync_group at runtime: routes one member's event through SyncGroup.dispatch and hands
+    every member its share of the resulting actions (each action names its instance)."""
+
+    def __init__(self, sync: SyncGroup, members: dict[str, Instance]) -> None:
+        self.sync = sync
+        self.members = members
+        for member in members.values():
+            member.group = self
+
+    def feed(self, member: Instance, actions: list[Action], rearm: bool) -> None:
+        assert member._loop is not None
+        routed: dict[str, list[Action]] = {name: [] for name in self.members}
+        for action in self.sync.dispatch(member._loop.time(), member.machine, actions):
+            routed.setdefault(action.instance, []).append(action)
+        for name, inst in self.members.items():
+            # a member not started yet (no loop) only keeps the state change, not the actions
+            if (inst is member or routed[name]) and inst._loop is not None:
+                inst.apply(routed[name], rearm)
 
 
 def _discards(counters: dict[str, int]) -> int:

@@ -45,6 +45,11 @@ class DaemonSpec:
     instances: dict[str, InstanceSpec]
     scripts: dict[str, ScriptSpec]
     smtp: SmtpSettings | None = None
+    # vrrp_sync_group name -> member instance names
+    sync_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def group_of(self, instance: str) -> str | None:
+        return next((g for g, members in self.sync_groups.items() if instance in members), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,11 @@ def diff_specs(old: DaemonSpec, new: DaemonSpec) -> SpecDiff:
     def scripts_of(spec: DaemonSpec, inst: InstanceSpec) -> tuple[ScriptSpec | None, ...]:
         return tuple(spec.scripts.get(n) for n in inst.script_names)
 
+    def group(spec: DaemonSpec, name: str) -> tuple[str, ...]:
+        # a member whose sync group's membership changed must be rebuilt with the group
+        g = spec.group_of(name)
+        return spec.sync_groups[g] if g else ()
+
     added = tuple(sorted(set(new.instances) - set(old.instances)))
     removed = tuple(sorted(set(old.instances) - set(new.instances)))
     changed: list[str] = []
@@ -72,5 +82,6 @@ def diff_specs(old: DaemonSpec, new: DaemonSpec) -> SpecDiff:
     for name in sorted(set(old.instances) & set(new.instances)):
         a, b = old.instances[name], new.instances[name]
         same = a == b and scripts_of(old, a) == scripts_of(new, b)
+        same = same and group(old, name) == group(new, name)
         (unchanged if same else changed).append(name)
     return SpecDiff(added, removed, tuple(changed), tuple(unchanged))
