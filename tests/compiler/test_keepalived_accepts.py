@@ -50,10 +50,15 @@ def keepalived_check(ns: str, node_dir: Path, config_dir: str, workdir: Path) ->
     conf = (deployed / "keepalived.conf").read_text()
     stubs = sorted({p for p in SCRIPT_RE.findall(conf) if not Path(p).exists()})
     lines = [f"mount --bind {deployed} {config_dir}"]
-    for stub_dir in sorted({str(Path(p).parent) for p in stubs}):
-        lines.append(f"mount -t tmpfs stub {stub_dir}")
-    for path in stubs:
-        lines.append(f"printf '#!/bin/sh\\nexit 0\\n' > {path} && chmod 755 {path}")
+    # Stand-ins go in an overlay above each directory, so the directory's real contents stay usable.
+    for i, stub_dir in enumerate(sorted({str(Path(p).parent) for p in stubs})):
+        layer = workdir / f"stubs{i}"
+        layer.mkdir()
+        for path in stubs:
+            if str(Path(path).parent) == stub_dir:
+                (layer / Path(path).name).write_text("#!/bin/sh\nexit 0\n")
+                (layer / Path(path).name).chmod(0o755)
+        lines.append(f"mount -t overlay stubs -o lowerdir={layer}:{stub_dir} {stub_dir}")
     lines.append(f"exec {KEEPALIVED} -t -f {config_dir}/keepalived.conf")
     return subprocess.run(
         ["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-ec", "\n".join(lines)],
