@@ -91,6 +91,10 @@ def _instance(r: Reader, node: Node, gd: GlobalDefs) -> VrrpInstance:
     if version == 3 and "authentication" in fields:
         r.sink.warning(fields["authentication"].source, "authentication is not part of VRRP version 3; ignored")
         del fields["authentication"]
+    if fields.get("state") == "MASTER" and fields.get("nopreempt"):
+        # keepalived clears nopreempt here: a node that starts as MASTER preempts by definition.
+        r.sink.warning(node.loc, f"vrrp_instance {name}: nopreempt does not work with state MASTER; ignored")
+        fields["nopreempt"] = False
     resolved: Fields = {
         "garp_master_delay": gd.vrrp_garp_master_delay,
         "garp_master_repeat": gd.vrrp_garp_master_repeat,

@@ -104,7 +104,7 @@ def test_vrrp_instance_all_fields() -> None:
             script /bin/true
         }
         vrrp_instance VI_web {
-            state MASTER
+            state BACKUP
             interface eth0
             virtual_router_id 51
             priority 150
@@ -151,7 +151,7 @@ def test_vrrp_instance_all_fields() -> None:
     )
     assert result.ok and not result.warnings, lines(result)
     inst = result.config.vrrp_instances[0]
-    assert (inst.name, inst.state, inst.interface, inst.virtual_router_id) == ("VI_web", "MASTER", "eth0", 51)
+    assert (inst.name, inst.state, inst.interface, inst.virtual_router_id) == ("VI_web", "BACKUP", "eth0", 51)
     assert (inst.priority, inst.advert_int, inst.version, inst.family) == (150, 2.0, 2, 4)
     assert (inst.nopreempt, inst.preempt_delay, inst.garp_master_delay, inst.garp_master_repeat) == (True, 30, 1, 2)
     assert inst.authentication is not None
@@ -183,6 +183,15 @@ def test_vrrp_instance_defaults_and_global_inheritance() -> None:
         "global_defs {\n vrrp_version 3\n vrrp_garp_master_delay 1\n vrrp_strict\n}\n" + instance_conf()
     ).config.vrrp_instances[0]
     assert (inherited.version, inherited.garp_master_delay, inherited.accept) == (3, 1, False)
+
+
+def test_master_clears_nopreempt_like_keepalived() -> None:
+    result = parse(instance_conf("state master\nnopreempt\n"))
+    inst = result.config.vrrp_instances[0]
+    assert (inst.state, inst.nopreempt) == ("MASTER", False)
+    assert warnings(result) == [
+        "t.conf:1: warning: vrrp_instance VI_1: nopreempt does not work with state MASTER; ignored"
+    ]
 
 
 def test_ipv6_instance_uses_version_3_and_normalised_addresses() -> None:
