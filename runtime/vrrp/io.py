@@ -38,6 +38,7 @@ class SocketStats:
     received: int = 0
     malformed: int = 0
     unknown_vrid: int = 0
+    unicast: int = 0  # valid adverts sent to one of our addresses rather than 224.0.0.18
     sent: int = 0
     send_errors: int = 0
     last_error: str = ""
@@ -139,6 +140,8 @@ class VrrpInterfaceSocket:
             self.stats.malformed += 1
             self.stats.last_error = str(exc)
             return
+        if ip.dst != VRRP_MCAST_GROUP:
+            self.stats.unicast += 1
         handler = self._handlers.get(pkt.vrid)
         if handler is None:
             self.stats.unknown_vrid += 1
@@ -146,9 +149,7 @@ class VrrpInterfaceSocket:
         self.stats.by_vrid[pkt.vrid] = self.stats.by_vrid.get(pkt.vrid, 0) + 1
         handler(ip, pkt)
 
-    def send(
-        self, payload: bytes, dst: ipaddress.IPv4Address, source: ipaddress.IPv4Address | None = None
-    ) -> bool:
+    def send(self, payload: bytes, dst: ipaddress.IPv4Address, source: ipaddress.IPv4Address | None = None) -> bool:
         """Send one VRRP payload; the kernel adds the IP header. False (counted) when it fails."""
         try:
             self._tx_socket(source or self.source).sendto(payload, (str(dst), 0))

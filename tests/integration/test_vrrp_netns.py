@@ -136,3 +136,20 @@ def test_sigterm_resigns_fast_and_new_master_answers_arp(make_lan: MakeLan, node
     assert took < 1.5, f"takeover after SIGTERM took {took:.2f}s (Master_Down_Interval is 3.6 s)"
     assert lan.arp_probe(VIP) == {lan.mac(2)}
     assert "Entering STOP STATE" in a.log()
+
+
+def test_unicast_peers_election_and_failover(make_lan: MakeLan, nodes: Nodes) -> None:
+    lan = make_lan(2)
+
+    def unicast(me: int, peer: int) -> str:
+        return f"    unicast_src_ip {Lan.address(me)}\n    unicast_peer {{\n        {Lan.address(peer)}\n    }}\n"
+
+    a = nodes.hacc(lan.ns(1), vrrp_conf(priority=150, extra_instance=unicast(1, 2)))
+    b = nodes.hacc(lan.ns(2), vrrp_conf(priority=100, extra_instance=unicast(2, 1)))
+    assert wait_until(lambda: _states(a, b) == ["MASTER", "BACKUP"], 5), _states(a, b)
+    assert lan.holders(VIP) == [1]
+    time.sleep(0.5)  # a few adverts: every one must have come by unicast
+    stats = hacc_status(b)["sockets"]["eth0"]  # type: ignore[index]
+    assert stats["unicast"] > 3 and stats["unicast"] == stats["received"], stats
+    a.kill()
+    assert wait_until(lambda: lan.holds(2, VIP), 2)
