@@ -378,6 +378,7 @@ def test_virtual_server_defaults() -> None:
     rs = vs.real_servers[0]
     assert (rs.weight, rs.port) == (1, 443)
     tcp = rs.checkers[0]
+    assert isinstance(tcp, TcpCheck)
     assert (tcp.connect_timeout, tcp.retry, tcp.delay_before_retry, tcp.delay_loop) == (5.0, 1, 1.0, 60.0)
     assert "t.conf:1: warning: virtual_server: no protocol set; assuming TCP" in lines(result)
     bare = parse(
