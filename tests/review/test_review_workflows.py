@@ -1,0 +1,66 @@
+"""The GitHub workflows are valid (check-jsonschema's vendored GitHub schema, offline) and do their job:
+the PR workflow gates on stale output, lock and schema, and posts `hacc diff` as summary and comment."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+
+
+def _validate(*files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _load(name: str) -> Any:
+    return YAML(typ="safe").load((ROOT / ".github" / "workflows" / name).read_text())
+
+
+def _runs(workflow: Any) -> str:
+    return "\n".join(step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"])
+
+
+def test_every_workflow_is_valid() -> None:
+    assert {p.name for p in WORKFLOWS} >= {"test.yml", "pr.yml"}
+    result = _validate(*WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_validator_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    steps:\n      - run: true\n")  # no runs-on
+    assert _validate(broken).returncode == 1
+
+
+def test_pr_workflow_gates_and_reports() -> None:
+    pr = _load("pr.yml")
+    assert "pull_request" in pr["on"]
+    assert pr["permissions"]["pull-requests"] == "write"
+    runs = _runs(pr)
+    assert 'hacc build "$site" --check --frozen' in runs
+    assert "hacc schema -o schemas --check" in runs
+    assert 'hacc diff "$site" --against "origin/$BASE_REF" --format markdown' in runs
+    assert '>> "$GITHUB_STEP_SUMMARY"' in runs
+    steps = pr["jobs"]["review"]["steps"]
+    assert steps[0]["with"]["fetch-depth"] == 0
+    comment = next(s for s in steps if s.get("uses", "").startswith("actions/github-script"))
+    assert "updateComment" in comment["with"]["script"] and "createComment" in comment["with"]["script"]
+
+
+def test_test_workflow_runs_the_suite_as_root() -> None:
+    runs = _runs(_load("test.yml"))
+    assert "apt-get install" in runs and "keepalived" in runs
+    assert "pip install -e '.[test]'" in runs
+    assert "sudo" in runs and "python -m pytest -q" in runs
