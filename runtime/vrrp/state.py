@@ -43,8 +43,11 @@ Choices (documented deviations / keepalived extensions):
   weight-0 track_script failing. A Master entering Fault sends a priority-0 advert first (as
   keepalived does) so a Backup takes over after Skew_Time. Leaving Fault is a Startup event.
 - preempt_delay (keepalived): a Backup that sees a lower-priority Master keeps accepting its
-  adverts until preempt_delay has elapsed since the first such advert of this Backup period;
-  afterwards it discards them (RFC 5798 6.4.2) and takes over when Master_Down_Timer fires.
+  adverts until preempt_delay has elapsed since the first of a run of such adverts (an advert
+  with priority >= ours ends the run); afterwards it discards them (RFC 5798 6.4.2) and takes
+  over when Master_Down_Timer fires, i.e. up to Master_Down_Interval later.
+- A Master receiving a lower priority discards it (RFC 5798 6.4.3), it does not answer with an
+  immediate advert; it answers a priority-0 advert with one (RFC 5798 6.4.3).
 - Timers within ``TIMER_SLACK`` seconds of ``now`` are treated as due (event loops wake a hair
   early).
 """
@@ -182,6 +185,7 @@ class VRRPInstance:
         # RFC 5798 6.1: Master_Adver_Interval, learned from the Master while in Backup (v3).
         self.master_adver_interval = config.advert_int
         self._preempt_after: float | None = None
+        self._master_seen: str | None = None  # source of the last accepted advert (Backup)
         self._counters: Counter[str] = Counter()
         self._seen_lists: set[frozenset[str]] = set()
         self._disjoint_logged: dict[tuple[str, frozenset[str]], float] = {}
@@ -198,6 +202,14 @@ class VRRPInstance:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def master_address(self) -> str | None:
+        """The current Master as far as we know: ourselves, the sender of the last accepted advert
+        (Backup; cleared by a priority-0 advert), or None."""
+        if self._state == "Master":
+            return self.config.primary_ip
+        return self._master_seen if self._state == "Backup" else None
 
     @property
     def counters(self) -> dict[str, int]:
@@ -234,9 +246,7 @@ class VRRPInstance:
         return 3 * interval + self.skew_time
 
     def next_deadline(self) -> float | None:
-        pending = [
-            t for t in (self._timers.adver, self._timers.master_down, self._timers.garp) if t is not None
-        ]
+        pending = [t for t in (self._timers.adver, self._timers.master_down, self._timers.garp) if t is not None]
         return min(pending) if pending else None
 
     # ---------------------------------------------------------------- events
@@ -289,7 +299,7 @@ class VRRPInstance:
         if not accepted:
             return out
         if self._state == "Backup":
-            return out + self._backup_rx(now, pkt)
+            return out + self._backup_rx(now, pkt, src_ip)
         return out + self._master_rx(now, pkt, src_ip)
 
     def set_interface_up(self, now: float, up: bool) -> list[Action]:
@@ -334,9 +344,7 @@ class VRRPInstance:
             return True
         if any(s.weight == 0 and tr.scripts.get(s.name) is False for s in self.config.track_scripts):
             return True
-        return any(
-            i.weight == 0 and not tr.interfaces.get(i.name, True) for i in self.config.track_interfaces
-        )
+        return any(i.weight == 0 and not tr.interfaces.get(i.name, True) for i in self.config.track_interfaces)
 
     def _faulty(self) -> bool:
         return self.has_own_fault or self._track.group_fault
@@ -370,6 +378,7 @@ class VRRPInstance:
         self._timers.clear()
         self._timers.master_down = now + self.master_down_interval
         self._preempt_after = None
+        self._master_seen = None
         return [Notify(self.name, "BACKUP", reason)]
 
     def _become_master(self, now: float, reason: str) -> list[Action]:
@@ -392,18 +401,23 @@ class VRRPInstance:
         self._timers.clear()
         self._timers.master_down = now + self.master_down_interval
         self._preempt_after = None
+        self._master_seen = None
         return [DelVIPs(self.name, self.config.vips), Notify(self.name, "BACKUP", reason)]
 
-    def _backup_rx(self, now: float, pkt: VRRPPacket) -> list[Action]:
+    def _backup_rx(self, now: float, pkt: VRRPPacket, src_ip: str) -> list[Action]:
         # RFC 5798 6.4.2, Backup receiving an ADVERTISEMENT.
         if pkt.priority == PRIORITY_STOP:
             self._timers.master_down = now + self.skew_time
+            self._master_seen = None
             return []
         mine = self.effective_priority
+        if pkt.priority >= mine:
+            self._preempt_after = None  # a later lower-priority Master starts a new preempt_delay
         if not self.config.preempt or pkt.priority >= mine or self._preempt_waiting(now):
             if self.config.version == 3:
                 self._learn_interval(pkt)
             self._timers.master_down = now + self.master_down_interval
+            self._master_seen = src_ip
             return []
         # Preempt_Mode and a lower priority: discard, Master_Down_Timer will make us Master.
         return self._log(
@@ -431,7 +445,9 @@ class VRRPInstance:
             if self.config.version == 3:
                 self._learn_interval(pkt)
             why = "higher priority" if pkt.priority > mine else "equal priority, higher address"
-            return self._become_backup(now, f"advert from {src_ip} priority {pkt.priority} ({why})")
+            out = self._become_backup(now, f"advert from {src_ip} priority {pkt.priority} ({why})")
+            self._master_seen = src_ip
+            return out
         return []  # RFC 5798 6.4.3: otherwise discard
 
     def _learn_interval(self, pkt: VRRPPacket) -> None:
@@ -479,8 +495,7 @@ class VRRPInstance:
             return []
         self._seen_intervals.add(pkt.max_adver_int)
         message = (
-            f"advert interval {pkt.max_adver_int}cs from {src_ip} differs from ours {ours}cs "
-            "(accepted, RFC 5798 6.4.2)"
+            f"advert interval {pkt.max_adver_int}cs from {src_ip} differs from ours {ours}cs (accepted, RFC 5798 6.4.2)"
         )
         return [LogEvent(self.name, "info", message, "advert_interval_mismatch")]
 

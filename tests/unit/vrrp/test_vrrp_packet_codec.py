@@ -26,20 +26,21 @@ addr = st.ip_addresses(v=4).map(str)
 @st.composite
 def packets(draw: st.DrawFn) -> VRRPPacket:
     version = draw(st.sampled_from([2, 3]))
-    common = {
-        "vrid": draw(st.integers(0, 255)),
-        "priority": draw(st.integers(0, 255)),
-        "ip_addrs": tuple(draw(st.lists(addr, max_size=20))),
-    }
+    vrid, priority = draw(st.integers(0, 255)), draw(st.integers(0, 255))
+    addrs = tuple(draw(st.lists(addr, max_size=20)))
     if version == 2:
         return VRRPPacket(
             version=2,
+            vrid=vrid,
+            priority=priority,
+            ip_addrs=addrs,
             auth_type=draw(st.integers(0, 255)),
             adver_int=draw(st.integers(0, 255)),
             auth_data=draw(st.binary(min_size=8, max_size=8)),
-            **common,
         )
-    return VRRPPacket(version=3, max_adver_int=draw(st.integers(0, 0xFFF)), **common)
+    return VRRPPacket(
+        version=3, vrid=vrid, priority=priority, ip_addrs=addrs, max_adver_int=draw(st.integers(0, 0xFFF))
+    )
 
 
 def ipv4_datagram(payload: bytes, ttl: int = 255, proto: int = IPPROTO_VRRP, pad: bytes = b"") -> bytes:

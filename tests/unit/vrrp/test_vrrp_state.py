@@ -410,3 +410,32 @@ def test_leaving_master_cancels_second_garp() -> None:
 def test_bad_config(kw: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         cfg(**kw)
+
+
+def test_master_address_tracks_the_current_master() -> None:
+    vr = VRRPInstance(cfg())
+    assert vr.master_address is None
+    vr.startup(0.0)
+    assert vr.master_address is None
+    vr.receive_advert(1.0, adv(200), PEER_HIGH, 255)
+    assert vr.master_address == PEER_HIGH
+    vr.receive_advert(1.5, replace(adv(200), vrid=52), PEER_LOW, 255)  # discarded: no change
+    assert vr.master_address == PEER_HIGH
+    vr.receive_advert(2.0, adv(0), PEER_HIGH, 255)
+    assert vr.master_address is None
+    vr.handle_timer(2.0 + vr.skew_time)
+    assert vr.master_address == ME
+    vr.receive_advert(3.0, adv(200), PEER_LOW, 255)
+    assert (vr.state, vr.master_address) == ("Backup", PEER_LOW)
+    vr.set_interface_up(4.0, False)
+    assert vr.master_address is None
+
+
+def test_preempt_delay_restarts_after_a_higher_priority_master() -> None:
+    vr = VRRPInstance(cfg(priority=150, preempt_delay=5.0))
+    vr.startup(0.0)
+    vr.receive_advert(0.5, adv(100), PEER_HIGH, 255)  # lower: wait until 5.5
+    vr.receive_advert(1.0, adv(200), PEER_LOW, 255)  # higher: the run of lower adverts ends
+    assert vr.receive_advert(6.0, adv(100), PEER_HIGH, 255) == []  # new run: accepted until 11.0
+    assert vr.receive_advert(10.9, adv(100), PEER_HIGH, 255) == []
+    assert vr.receive_advert(11.0, adv(100), PEER_HIGH, 255)[0].counter == "preempt_lower_priority"  # type: ignore[union-attr]
