@@ -122,8 +122,7 @@ def decode(data: bytes, src: str | None = None, dst: str | None = None) -> VRRPP
     if computed != checksum:
         raise MalformedPacket(f"bad checksum 0x{checksum:04x} (computed 0x{computed:04x})")
     addrs = tuple(
-        str(ipaddress.IPv4Address(bytes(data[off : off + 4])))
-        for off in range(_HEADER_LEN, _HEADER_LEN + 4 * count, 4)
+        str(ipaddress.IPv4Address(bytes(data[off : off + 4]))) for off in range(_HEADER_LEN, _HEADER_LEN + 4 * count, 4)
     )
     if version == 2:
         return VRRPPacket(
