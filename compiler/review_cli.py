@@ -21,13 +21,14 @@ from typing import NoReturn
 import click
 
 from .build import BuildResult, build_from_path, compile_site
+from .cli import default_out
 from .errors import HaccError, SiteError, StaleError
 from .failover_table import NORMAL, MasterChange, failover_table, md_row, render_json, render_markdown, render_text
 from .loader import load_text
 from .schema_export import schema_files, stale_schemas
 from .semantic_diff import SemanticDiff, semantic_diff
 from .vrid import lock_path, read_lock
-from .writer import write_file_atomic
+from .writer import stale_files, write_file_atomic
 
 MARKDOWN_DIFF_LINES = 400  # a PR comment holds at most 65,536 characters, shared by every site
 
@@ -103,6 +104,7 @@ class Report:
     file_diff: list[str]  # unified diff lines, without line ends
     files_changed: int
     note: str | None
+    stale: list[str]  # files of the work tree's generated tree that a fresh build would change
 
 
 def _file_diff(old: BuildResult | None, new: BuildResult, lock_name: str) -> tuple[list[str], int]:
@@ -133,7 +135,8 @@ def make_report(site: Path, ref: str) -> Report:
     old = build_at_ref(site, ref, new.plan.source)
     sem = semantic_diff(old.result.plan if old.result else None, new.plan)
     lines, changed = _file_diff(old.result, new, lock_path(site).name)
-    return Report(site.as_posix(), ref, sem, lines, changed, old.note)
+    stale = stale_files(default_out(site), new.files)
+    return Report(site.as_posix(), ref, sem, lines, changed, old.note, stale)
 
 
 def shown_moves(moves: tuple[MasterChange, ...]) -> tuple[list[MasterChange], int]:
@@ -155,6 +158,8 @@ def report_text(r: Report) -> str:
     out = [f"hacc diff {r.site} against {r.ref}: {_headline(r)}"]
     if r.note:
         out.append(f"note: {r.note}")
+    if r.stale:
+        out.append(f"warning: the generated tree is stale ({len(r.stale)} file(s)): run `hacc build {r.site}`")
     scope = None
     for c in r.semantic.changes:
         if c.scope != scope:
@@ -178,6 +183,8 @@ def report_markdown(r: Report) -> str:
     out = [f"## hacc diff: `{r.site}` against `{r.ref}`", "", f"**{_headline(r)}**", ""]
     if r.note:
         out += [f"> {r.note}", ""]
+    if r.stale:
+        out += [f"> **Warning:** the committed generated tree is stale: run `hacc build {r.site}`", ""]
     if r.semantic.changes:
         out += [md_row(["risk", "where", "change", "nodes", "why"]), md_row(["---"] * 5)]
         out += [md_row([f"**{c.risk}**", c.scope, c.what, ", ".join(c.nodes), c.why]) for c in r.semantic.changes]

@@ -44,6 +44,9 @@ def test_add_vip(site_repo: SiteRepo) -> None:
     assert "--- a/lb1/keepalived.conf\n+++ b/lb1/keepalived.conf\n" in out
     assert "+        192.0.2.101/24 dev eth0\n" in out
     assert "failover table changes" not in out
+    assert "warning: the generated tree is stale (2 file(s)): run `hacc build sites/review.yaml`" in out
+    assert hacc("build", str(site_repo.site)).exit_code == 0
+    assert "stale" not in hacc("diff", str(site_repo.site)).output
 
 
 def test_priority_change_moves_vip(site_repo: SiteRepo) -> None:
