@@ -64,3 +64,23 @@ def test_test_workflow_runs_the_suite_as_root() -> None:
     assert "apt-get install" in runs and "keepalived" in runs
     assert "pip install -e '.[test]'" in runs
     assert "sudo" in runs and "python -m pytest -q" in runs
+
+
+def test_run_steps_pass_shellcheck() -> None:
+    """GitHub runs each `run:` block with bash -e; the scripts must be shellcheck-clean like our own."""
+    for path in WORKFLOWS:
+        workflow = YAML(typ="safe").load(path.read_text())
+        for job in workflow["jobs"].values():
+            for step in job["steps"]:
+                if "run" not in step:
+                    continue
+                assert "${{" not in step["run"], f"{path.name}: pass expressions through env, not into scripts"
+                result = subprocess.run(
+                    ["shellcheck", "--shell=bash", "-"],
+                    input=step["run"],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                assert result.returncode == 0, f"{path.name}: {step.get('name')}\n{result.stdout}"
