@@ -1,4 +1,4 @@
-"""Shared helpers for compiler tests (a plain module: the test dirs are not packages): build a site into a temporary tree, run the CLI in-process."""
+"""Shared helpers for compiler tests (a plain module: the test dirs are not packages)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner, Result
-
 from hacc.compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

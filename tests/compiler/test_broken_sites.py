@@ -10,7 +10,6 @@ from contextlib import chdir
 from pathlib import Path
 
 import pytest
-
 from compiler_testlib import ROOT, UPDATE, run_cli
 
 BROKEN = Path(__file__).parent / "broken"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from compiler_testlib import ROOT, SITE_FILES, UPDATE, copy_site, run_cli
-
 from hacc.compiler.build import build_from_path
 from hacc.compiler.writer import read_tree
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from compiler_testlib import SITE_FILES, copy_site, run_cli
-
 from hacc.compiler.loader import load_file
 from hacc.compiler.resolve import node_interfaces
 

@@ -6,13 +6,11 @@ recorders, the way keepalived's generic notify would call it: SCRIPT INSTANCE|GR
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from compiler_testlib import SITE_FILES, copy_site, run_cli
-
 from hacc.compiler.writer import read_tree
 
 RECORDER = """#!/bin/bash
@@ -187,4 +185,4 @@ def test_hostile_instance_name_is_never_evaluated(built: Path, tmp_path: Path) -
     rc, lines, _ = box.run(built / "haproxy-mb" / "lb1" / "notify.sh", "INSTANCE", f"$(touch {marker})", "MASTER")
     assert rc == 3
     assert not marker.exists()
-    assert os.listdir(tmp_path).count("pwned") == 0
+    assert not [ln for ln in lines if ln.startswith("systemctl ")]

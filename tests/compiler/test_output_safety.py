@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from compiler_testlib import SITES, copy_site, run_cli
-
 from hacc.compiler import writer
 from hacc.compiler.writer import read_tree, write_tree
 
@@ -19,8 +18,9 @@ def test_modes_are_fixed_whatever_the_umask(tmp_path: Path) -> None:
         assert run_cli("build", "-o", str(tmp_path / "out"), str(copy)).exit_code == 0
     finally:
         os.umask(old)
-    modes = {p.relative_to(tmp_path / "out").as_posix(): p.stat().st_mode & 0o777
-             for p in (tmp_path / "out").rglob("*")}
+    modes = {
+        p.relative_to(tmp_path / "out").as_posix(): p.stat().st_mode & 0o777 for p in (tmp_path / "out").rglob("*")
+    }
     assert modes["lb1"] == 0o755
     assert modes["lb1/keepalived.conf"] == 0o644
     assert modes["lb1/notify.sh"] == 0o755
@@ -79,7 +79,9 @@ def test_removed_node_disappears_from_the_tree(tmp_path: Path) -> None:
     assert (out / "lb3").is_dir()
     out_files = sorted(read_tree(out))
     text = copy.read_text()
-    text = text.replace("  lb3:\n    address: 192.0.2.13/24\n    interface: eth0\n    interfaces: {eth1: 198.51.100.13/24}\n", "")
+    text = text.replace(
+        "  lb3:\n    address: 192.0.2.13/24\n    interface: eth0\n    interfaces: {eth1: 198.51.100.13/24}\n", ""
+    )
     text = text.replace("nodes: [lb2, lb3, lb1]", "nodes: [lb2, lb1]").replace("nodes: [lb3, lb1]", "nodes: [lb1, lb2]")
     text = text.replace("nodes: [lb1, lb2, lb3]", "nodes: [lb1, lb2]")
     copy.write_text(text)

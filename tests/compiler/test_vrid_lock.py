@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from compiler_testlib import run_cli
-
 from hacc.compiler.build import build_from_path
 
 HEAD = """site: t
@@ -119,7 +118,7 @@ def test_full_segment_reports_no_free_vrid() -> None:
     from hacc.compiler.vrid import VridRequest, allocate
 
     reqs = [VridRequest(f"s{i:03d}", "192.0.2.0/24", None, ("services", f"s{i:03d}")) for i in range(256)]
-    alloc = allocate(reqs, {}, SourceMap("t.yaml", {}))
+    alloc = allocate(reqs, {}, SourceMap("t.yaml", "{}"))
     assert sorted(alloc.vrids.values()) == list(range(1, 256))
     assert [d.message for d in alloc.diagnostics] == ["no free VRID left on segment 192.0.2.0/24"]
     assert alloc.diagnostics[0].field == "services.s255"

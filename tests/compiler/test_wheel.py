@@ -14,7 +14,9 @@ from compiler_testlib import ROOT
 def test_wheel_contains_every_package_and_template(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     wheel = next(tmp_path.glob("hacc-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
