@@ -69,9 +69,7 @@ def _run_daemon(path: Path, control: Path, log_level: str) -> int:
     from hacc.runtime.fromconf import daemon_spec
     from hacc.runtime.kaconf.loader import load_config
 
-    logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("hacc")
     if not path.is_file():
         log.error("%s: no such file", path)
@@ -126,6 +124,4 @@ def _format_status(reply: dict[str, Any]) -> str:
         prio = f"{inst['effective_priority']}/{inst['priority']}"
         rows.append((inst["name"], inst["state"], prio, inst.get("master") or "-", when))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows
-    )
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows)

@@ -58,9 +58,7 @@ class NotifyRunner:
         result = await run_command(argv, timeout)
         if not result.ok:
             self.failures += 1
-            log.warning(
-                "[%s] notify %s failed: %s", name, argv[0], result.error or f"exit {result.returncode}"
-            )
+            log.warning("[%s] notify %s failed: %s", name, argv[0], result.error or f"exit {result.returncode}")
 
     async def drain(self, timeout: float) -> None:
         if self._tasks:
