@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from compiler_testlib import SITE_FILES, copy_site
-
 from hacc.compiler.build import build_from_path
 from hacc.compiler.plan import NodePlan, SitePlan
 from hacc.compiler.writer import write_tree
