@@ -186,6 +186,7 @@ class VRRPInstance:
         self.master_adver_interval = config.advert_int
         self._preempt_after: float | None = None
         self._master_seen: str | None = None  # source of the last accepted advert (Backup)
+        self._resigned_by: str | None = None  # a Master that sent priority 0: why Master_Down_Timer is short
         self._counters: Counter[str] = Counter()
         self._seen_lists: set[frozenset[str]] = set()
         self._disjoint_logged: dict[tuple[str, frozenset[str]], float] = {}
@@ -276,7 +277,10 @@ class VRRPInstance:
         t = self._timers
         if self._state == "Backup" and _due(t.master_down, now):
             # RFC 5798 6.4.2: Master_Down_Timer fired -> Master.
-            out += self._become_master(now, "master down timer expired")
+            reason = "master down timer expired"
+            if self._resigned_by is not None:
+                reason = f"master {self._resigned_by} resigned with priority 0, Skew_Time expired"
+            out += self._become_master(now, reason)
         if self._state == "Master" and _due(t.adver, now):
             # RFC 5798 6.4.3: Adver_Timer fired -> send an ADVERTISEMENT, reset the timer.
             out.append(self._advert(self.effective_priority))
@@ -384,6 +388,7 @@ class VRRPInstance:
     def _become_master(self, now: float, reason: str) -> list[Action]:
         # RFC 5798 6.4.1/6.4.2: send an ADVERTISEMENT, broadcast gratuitous ARP, set Adver_Timer.
         self._state = "Master"
+        self._resigned_by = None
         self._timers.clear()
         self._timers.adver = now + self.config.advert_int
         if self.config.garp_master_delay > 0:
@@ -409,7 +414,9 @@ class VRRPInstance:
         if pkt.priority == PRIORITY_STOP:
             self._timers.master_down = now + self.skew_time
             self._master_seen = None
+            self._resigned_by = src_ip
             return []
+        self._resigned_by = None
         mine = self.effective_priority
         if pkt.priority >= mine:
             self._preempt_after = None  # a later lower-priority Master starts a new preempt_delay

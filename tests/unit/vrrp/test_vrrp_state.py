@@ -175,7 +175,19 @@ def test_backup_priority_zero_sets_timer_to_skew_time() -> None:
     vr.receive_advert(1.0, adv(250, max_adver_int=50), PEER_HIGH, 255)
     assert vr.receive_advert(1.2, adv(0, max_adver_int=50), PEER_HIGH, 255) == []
     assert vr.next_deadline() == pytest.approx(1.2 + 56 * 0.5 / 256)  # RFC 5798 6.4.2
-    assert vr.handle_timer(1.2 + 56 * 0.5 / 256)[-1] == Notify("vr", "MASTER", "master down timer expired")
+    assert vr.handle_timer(1.2 + 56 * 0.5 / 256)[-1] == Notify(
+        "vr", "MASTER", f"master {PEER_HIGH} resigned with priority 0, Skew_Time expired"
+    )
+
+
+def test_resignation_reason_is_forgotten_when_a_master_speaks_again() -> None:
+    vr = VRRPInstance(cfg(priority=200, advert_int=0.5))
+    vr.startup(0.0)
+    vr.receive_advert(1.0, adv(0, max_adver_int=50), PEER_HIGH, 255)
+    vr.receive_advert(1.1, adv(250, max_adver_int=50), PEER_HIGH, 255)  # it came back before Skew_Time
+    deadline = vr.next_deadline()
+    assert deadline is not None
+    assert vr.handle_timer(deadline)[-1] == Notify("vr", "MASTER", "master down timer expired")
 
 
 def test_preempt_discards_lower_priority() -> None:
