@@ -21,10 +21,10 @@ from typing import NoReturn
 
 import click
 
-from .build import build_from_path
 from .errors import Diagnostic, HaccError, OutputError, SiteError, StaleError
-from .vrid import lock_path
-from .writer import stale_files, write_file_atomic, write_tree
+
+# The compiler's stages (pydantic, jinja2, ruamel) are imported inside the commands that use them: `hacc run`
+# shares this entry point and should not carry ~25 MB of compiler modules for its whole life.
 
 # name -> "module:attribute" of commands imported on first use
 _LAZY_COMMANDS: dict[str, str] = {
@@ -103,6 +103,10 @@ def _fail(exc: HaccError) -> NoReturn:
 )
 def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool, secrets_file: Path | None) -> None:
     """Compile SITE into one directory per node: keepalived.conf and notify.sh."""
+    from .build import build_from_path
+    from .vrid import lock_path
+    from .writer import stale_files, write_file_atomic, write_tree
+
     out = out or default_out(site)
     lock_file = lock_path(site)
     try:
@@ -140,6 +144,8 @@ def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool,
 @click.argument("site", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def check(site: Path) -> None:
     """Validate SITE and print every problem; write nothing."""
+    from .build import build_from_path
+
     try:
         result = build_from_path(site)
     except HaccError as exc:
