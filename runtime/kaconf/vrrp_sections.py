@@ -7,6 +7,8 @@ are resolved later, in sections.py, so global_defs may come anywhere in the file
 
 from __future__ import annotations
 
+import re
+
 from hacc.runtime.kaconf.convert import (
     Fields,
     Handler,
@@ -143,6 +145,9 @@ TRACK_FILE_HANDLERS: dict[str, Handler] = {
 }
 
 
+_UNEXPANDED_PARAM = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
+
+
 def _auth(r: Reader, node: Node, fields: Fields) -> None:
     values: Fields = {}
     r.dispatch(
@@ -153,6 +158,14 @@ def _auth(r: Reader, node: Node, fields: Fields) -> None:
         frozenset(),
     )
     password = values.get("auth_pass", "")
+    if _UNEXPANDED_PARAM.search(password):
+        # keepalived would authenticate with the literal text: every node whose secrets file is missing then
+        # rejects its peers' adverts and becomes Master too (split brain). Refuse instead.
+        r.sink.error(
+            node.loc,
+            f"auth_pass {password!r} uses an undefined parameter: is the node-local secrets file missing?",
+        )
+        return
     if len(password) > AUTH_PASS_MAX:
         r.sink.warning(
             node.loc, f"auth_pass is {len(password)} characters long; only the first {AUTH_PASS_MAX} are used"

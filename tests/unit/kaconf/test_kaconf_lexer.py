@@ -105,10 +105,13 @@ def test_dollar_name_needs_whitespace_after_it_to_be_a_reference() -> None:
 
 def test_undefined_parameter_stays_literal_with_warning() -> None:
     result = parse(instance_conf("authentication {\n    auth_type PASS\n    auth_pass $VRRP_PASS\n}\n"))
-    assert result.ok
-    auth = result.config.vrrp_instances[0].authentication
-    assert auth is not None and auth.auth_pass == "$VRRP_PA"  # literal, then cut to 8 like keepalived
     assert "t.conf:9: warning: parameter $VRRP_PASS is not defined; it is kept as literal text" in lines(result)
+    # keepalived would authenticate with the literal "$VRRP_PA" (a missing secrets file = split brain): refused
+    assert not result.ok
+    assert (
+        "t.conf:7: auth_pass '$VRRP_PASS' uses an undefined parameter: is the node-local secrets file missing?"
+        in errors(result)
+    )
     braced = parse(instance_conf("notify_master ${NOPE}\n"))
     assert "t.conf:7: warning: parameter $NOPE is not defined; it is kept as literal text" in lines(braced)
 
