@@ -17,6 +17,7 @@ from .model import Service, Site, VirtualServer
 from .resolve import all_vips, node_interfaces, service_interface, settings, vip_interface
 
 MAX_LABEL = 15  # IFNAMSIZ - 1: the kernel rejects longer labels
+MAX_V3_ADVERT_INT = 40.95  # 4095 centiseconds
 PASS_MAX = 8  # RFC 3768 5.3.10: 8 octets; keepalived silently truncates longer passwords
 
 
@@ -179,6 +180,13 @@ class _Checker:
                 )
             elif s.advert_int != int(s.advert_int):
                 self.error(where, f"advert_int {s.advert_int:g}: VRRPv2 carries whole seconds only", name)
+        elif s.advert_int > MAX_V3_ADVERT_INT:
+            self.error(
+                where,
+                f"advert_int {s.advert_int:g} exceeds {MAX_V3_ADVERT_INT} s, the most VRRPv3's 12-bit "
+                "Max Adver Int carries (RFC 5798 5.2.7)",
+                name,
+            )
         elif abs(round(s.advert_int * 100) - s.advert_int * 100) > 1e-6:
             self.error(where, "advert_int: VRRPv3 carries centiseconds (RFC 5798 5.2.7)", name)
         if s.vrrp_version == 3 and self.site.auth is not None:

@@ -147,7 +147,9 @@ class VrrpSettings(StrictModel):
     interface: IfName | None = Field(
         None, description="VRRP interface; by default each node's interface whose subnet holds the VIPs"
     )
-    advert_int: float | None = Field(None, gt=0, le=40.95, description="advertisement interval (s)")
+    advert_int: float | None = Field(
+        None, gt=0, le=255, description="advertisement interval (s): v2 whole seconds up to 255, v3 up to 40.95"
+    )
     vrrp_version: Literal[2, 3] | None = None
     garp_master_delay: int | None = Field(None, ge=0, le=255, description="second GARP burst delay (s)")
     preempt: bool | None = Field(None, description="a higher-priority node takes mastership back")
@@ -161,7 +163,7 @@ class Defaults(VrrpSettings):
     """Site-wide VRRP defaults."""
 
     interface: IfName | None = None
-    advert_int: float = Field(1.0, gt=0, le=40.95)
+    advert_int: float = Field(1.0, gt=0, le=255)
     vrrp_version: Literal[2, 3] = 2
     garp_master_delay: int = Field(5, ge=0, le=255)
     preempt: bool = True
