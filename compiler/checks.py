@@ -277,8 +277,21 @@ class _Checker:
                 )
             seen.setdefault(key, i)
             total_weight += rs.weight
-            if vs.fwmark is not None and rs.port is None:
-                self.error((*loc, "real_servers", i), "real servers of a fwmark virtual server need a 'port'")
+            if vs.fwmark is not None and rs.port is not None:
+                self.error(
+                    (*loc, "real_servers", i, "port"),
+                    "a fwmark virtual server forwards every port it marks: omit the real server's port "
+                    "(keepalived ignores it); give the health check its port instead",
+                )
+            if vs.fwmark is not None and rs.check is not None and rs.check.misc is None:
+                check_port = rs.check.tcp.port if rs.check.tcp is not None else rs.check.port
+                if check_port is None:
+                    where = (*loc, "real_servers", i, "check") + (("tcp",) if rs.check.tcp is not None else ())
+                    self.error(
+                        where,
+                        f"real server {rs.address} of fwmark {vs.fwmark} has no port: its "
+                        f"{rs.check.kind} check needs one ('port')",
+                    )
             if vs.lb_kind in ("DR", "TUN") and vs.port is not None and rs.port not in (None, vs.port):
                 self.error(
                     (*loc, "real_servers", i, "port"),

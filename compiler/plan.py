@@ -167,8 +167,10 @@ def _node_instance(site: Site, inst: InstancePlan, member: Member) -> NodeInstan
         if site.checks[c].interface is not None
     )
     top = inst.members[0].node
-    # keepalived requires initial state BACKUP with nopreempt, and clears preempt_delay on a MASTER
-    delayed = not inst.settings.preempt or inst.settings.preempt_delay > 0
+    # keepalived requires initial state BACKUP with nopreempt and with AH authentication, and clears
+    # preempt_delay on a MASTER
+    ah = site.auth is not None and site.auth.type == "AH" and inst.settings.vrrp_version == 2
+    delayed = not inst.settings.preempt or inst.settings.preempt_delay > 0 or ah
     state: Literal["MASTER", "BACKUP"] = "MASTER" if member.node == top and not delayed else "BACKUP"
     return NodeInstance(inst, member, state, vips, peers, scripts, ifaces)
 

@@ -12,6 +12,8 @@ from hacc.compiler.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ROOT / "sites"
 SITE_FILES = sorted(SITES.glob("*.yaml"))
+# sites that exercise corners the examples should not teach (AH, TUN, UDP, nopreempt): checked, not shown
+EXTRA_SITES = sorted((Path(__file__).parent / "extra_sites").glob("*.yaml"))
 UPDATE = os.environ.get("HACC_UPDATE_GOLDEN") == "1"
 
 

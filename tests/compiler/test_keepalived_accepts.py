@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from compiler_testlib import SITE_FILES, copy_site, run_cli
+from compiler_testlib import EXTRA_SITES, SITE_FILES, copy_site, run_cli
 from hacc.compiler.loader import load_file
 from hacc.compiler.resolve import node_interfaces
 
@@ -75,7 +75,7 @@ def add_interfaces(ns: str, names: list[str]) -> None:
 
 
 CASES = []
-for site_file in SITE_FILES:
+for site_file in SITE_FILES + EXTRA_SITES:
     site, _ = load_file(site_file)
     for node in sorted(site.nodes):
         CASES.append(pytest.param(site_file, node, id=f"{site_file.stem}-{node}"))

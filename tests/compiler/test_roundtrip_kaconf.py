@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compiler_testlib import SITE_FILES, copy_site
+from compiler_testlib import EXTRA_SITES, SITE_FILES, copy_site
 from hacc.compiler.build import build_from_path
 from hacc.compiler.plan import NodePlan, SitePlan
 from hacc.compiler.writer import write_tree
@@ -182,7 +182,7 @@ def actual_virtual_servers(cfg: dict[str, Any], expected: list[dict[str, Any]]) 
     return out
 
 
-CASES = [pytest.param(s, id=s.stem) for s in SITE_FILES]
+CASES = [pytest.param(s, id=s.stem) for s in SITE_FILES + EXTRA_SITES]
 
 
 @pytest.mark.parametrize("site_file", CASES)
