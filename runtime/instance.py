@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hacc.runtime.loglimit import LogLimiter
 from hacc.runtime.net.addresses import AddressBackend, Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.garp import send_gratuitous_arps
@@ -90,6 +91,7 @@ class Instance:
         self.malformed = 0
         self.foreign = 0
         self.group: GroupLink | None = None  # set when the instance is in a vrrp_sync_group
+        self._log_limit = LogLimiter()
 
     @property
     def name(self) -> str:
@@ -257,7 +259,15 @@ class Instance:
             if self.spec.smtp_alert and fx.smtp is not None:
                 fx.smtp.alert(self.name, action.state)
         elif isinstance(action, LogEvent):
-            log.log(_LEVELS.get(action.level, logging.INFO), "[%s] %s", self.name, action.message)
+            level = _LEVELS.get(action.level, logging.INFO)
+            if level < logging.WARNING:
+                log.log(level, "[%s] %s", self.name, action.message)
+                return
+            # network-caused warnings repeat at the advert rate: log the first, summarise the rest
+            admitted, suppressed = self._log_limit.admit(f"{action.counter} {action.message}", time.monotonic())
+            if admitted:
+                more = f" ({suppressed} more like this in the last {self._log_limit.window:g} s)" if suppressed else ""
+                log.log(level, "[%s] %s%s", self.name, action.message, more)
 
     def _notify_priority(self) -> int:
         return self.machine.effective_priority
