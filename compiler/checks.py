@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from .errors import Diagnostic, Loc
 from .loader import SourceMap
 from .model import Service, Site, VirtualServer
-from .resolve import all_vips, node_interfaces, service_interface, settings, vip_interface
+from .resolve import (
+    all_vips,
+    node_interfaces,
+    service_interface,
+    settings,
+    vip_interface,
+    vip_loc,
+    virtual_server_ip,
+)
 
 MAX_LABEL = 15  # IFNAMSIZ - 1: the kernel rejects longer labels
 MAX_V3_ADVERT_INT = 40.95  # 4095 centiseconds
@@ -230,7 +238,7 @@ class _Checker:
                     )
             for i, vip_set in enumerate(service.vips):
                 for j, vip in enumerate(vip_set):
-                    vloc: Loc = (*loc, "vips", i, j) if len(vip_set) > 1 else (*loc, "vips", i)
+                    vloc = vip_loc(loc, service.vips, i, j)
                     dev = vip.dev or ifname
                     dev_addr = ifaces.get(dev)
                     if dev_addr is None:
@@ -258,13 +266,12 @@ class _Checker:
 
     def check_virtual_server(self, loc: Loc, name: str, service: Service, vs: VirtualServer) -> None:
         vip_addrs = [str(vip_interface(v).ip) for v in all_vips(service)]
-        if vs.fwmark is None:
-            ip = vs.ip or (vip_addrs[0] if vip_addrs else None)
-            if ip is not None and ip not in vip_addrs:
-                self.error(
-                    (*loc, "ip"),
-                    f"virtual server IP {ip} is not one of the VIPs of service {name!r} ({', '.join(vip_addrs)})",
-                )
+        ip = virtual_server_ip(service, vs)
+        if ip is not None and ip not in vip_addrs:
+            self.error(
+                (*loc, "ip"),
+                f"virtual server IP {ip} is not one of the VIPs of service {name!r} ({', '.join(vip_addrs)})",
+            )
         seen: dict[tuple[str, int | None], int] = {}
         total_weight = 0
         for i, rs in enumerate(vs.real_servers):
@@ -315,7 +322,7 @@ class _Checker:
             for i, vip_set in enumerate(service.vips):
                 for j, vip in enumerate(vip_set):
                     ip = vip_interface(vip).ip
-                    vloc: Loc = ("services", name, "vips", i, j) if len(vip_set) > 1 else ("services", name, "vips", i)
+                    vloc = vip_loc(("services", name), service.vips, i, j)
                     if ip in seen:
                         self.error(vloc, f"VIP {ip} is also used by {seen[ip]}", name)
                     else:
@@ -324,13 +331,12 @@ class _Checker:
     def check_duplicate_virtual_servers(self) -> None:
         seen: dict[tuple[str, ...], str] = {}
         for name, service in self.site.services.items():
-            vips = all_vips(service)
             for i, vs in enumerate(service.virtual_servers):
                 if vs.fwmark is not None:
                     key: tuple[str, ...] = ("fwmark", str(vs.fwmark), vs.protocol)
                     what = f"fwmark {vs.fwmark}"
                 else:
-                    ip = vs.ip or (str(vip_interface(vips[0]).ip) if vips else "")
+                    ip = virtual_server_ip(service, vs) or ""
                     key = (ip, str(vs.port), vs.protocol)
                     what = f"{ip}:{vs.port}/{vs.protocol}"
                 loc: Loc = ("services", name, "virtual_servers", i)

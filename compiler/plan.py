@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .model import Auth, Check, Notification, Service, Site, VirtualServer
-from .resolve import Settings, instance_names, service_interface, settings
+from .resolve import Settings, instance_names, service_interface, settings, virtual_server_ip
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def plan_site(site: Site, source: str, instances: list[InstancePlan]) -> SitePla
         tracked = sorted({c for ni in mine for c in ni.plan.track if site.checks[c].interface is None})
         services = sorted({ni.plan.service for ni in mine})
         vservers = [
-            VirtualServerPlan(svc, vs.ip or _first_vip(site, svc, vs), vs)
+            VirtualServerPlan(svc, virtual_server_ip(site.services[svc], vs), vs)
             for svc in services
             for vs in site.services[svc].virtual_servers
         ]
@@ -205,10 +205,3 @@ def plan_site(site: Site, source: str, instances: list[InstancePlan]) -> SitePla
         instances=tuple(sorted(instances, key=lambda i: i.name)),
         nodes=tuple(sorted(nodes, key=lambda n: n.name)),
     )
-
-
-def _first_vip(site: Site, service: str, vs: VirtualServer) -> str | None:
-    if vs.fwmark is not None:
-        return None
-    first = site.services[service].vips[0][0].address
-    return first.split("/")[0]

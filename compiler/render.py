@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
 
 import jinja2
 
@@ -64,7 +63,3 @@ def render_site(plan: SitePlan) -> dict[str, str]:
 
 def file_mode(path: str) -> int:
     return 0o755 if path.endswith(".sh") else 0o644
-
-
-def modes(files: Mapping[str, str]) -> dict[str, int]:
-    return {p: file_mode(p) for p in files}

@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from .model import Service, Site, VipSpec
+from .model import Service, Site, VipSpec, VirtualServer
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,21 @@ def vip_interface(vip: VipSpec) -> ipaddress.IPv4Interface:
 
 def all_vips(service: Service) -> list[VipSpec]:
     return [vip for vip_set in service.vips for vip in vip_set]
+
+
+def virtual_server_ip(service: Service, vs: VirtualServer) -> str | None:
+    """The address a virtual server listens on: its own `ip`, else the service's first VIP; None for fwmark."""
+    if vs.fwmark is not None:
+        return None
+    if vs.ip is not None:
+        return vs.ip
+    vips = all_vips(service)
+    return str(vip_interface(vips[0]).ip) if vips else None
+
+
+def vip_loc(service_loc: tuple[str | int, ...], vips: list[list[VipSpec]], i: int, j: int) -> tuple[str | int, ...]:
+    """Where VIP j of set i sits in the site file: a one-VIP set may be written as a bare scalar."""
+    return (*service_loc, "vips", i, j) if len(vips[i]) > 1 else (*service_loc, "vips", i)
 
 
 def service_interface(site: Site, node_name: str, service: Service) -> tuple[str, ipaddress.IPv4Interface] | None:
