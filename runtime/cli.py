@@ -76,7 +76,7 @@ def _run_daemon(path: Path, control: Path, log_level: str) -> int:
         return 1
     loaded = load_config(path)
     for diag in loaded.diagnostics:
-        log.warning("%s", diag)
+        log.log(logging.ERROR if diag.severity == "error" else logging.WARNING, "%s", diag)
     if any(d.severity == "error" for d in loaded.diagnostics):
         log.error("%s: configuration has errors; not starting", path)
         return 1
