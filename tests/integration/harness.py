@@ -245,65 +245,56 @@ class Daemon:
         return total
 
 
-def start_hacc(ns: str, workdir: Path, conf: str, name: str, extra: tuple[str, ...] = ()) -> Daemon:
+def keepalived_argv(conf_path: str, piddir: Path) -> tuple[list[str], tuple[Path, Path]]:
+    """keepalived in the foreground, logging to stdout, with its pid files in piddir; also returns the
+    VRRP and checker children's pid files (they must be signalled too)."""
+    pid, vrrp_pid, chk_pid = (piddir / f"{n}.pid" for n in ("keepalived", "vrrp", "checkers"))
+    argv = [
+        KEEPALIVED,
+        "-n",
+        "-l",
+        "-D",
+        "-G",
+        "-f",
+        conf_path,
+        "-p",
+        str(pid),
+        "-r",
+        str(vrrp_pid),
+        "-c",
+        str(chk_pid),
+    ]
+    return argv, (vrrp_pid, chk_pid)
+
+
+def spawn(
+    name: str, ns: str, argv: list[str], log_path: Path, workdir: Path, pidfiles: tuple[Path, ...] = ()
+) -> Daemon:
+    """Start argv inside namespace ns, stdout and stderr to log_path."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    return Daemon(name=name, ns=ns, proc=proc, log_path=log_path, workdir=workdir, extra_pidfiles=pidfiles)
+
+
+def _node_dir(workdir: Path, name: str, conf: str) -> Path:
     node_dir = workdir / name
     node_dir.mkdir(parents=True, exist_ok=True)
     (node_dir / "keepalived.conf").write_text(conf)
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                *HACC,
-                "run",
-                str(node_dir),
-                "--control-socket",
-                str(workdir / f"{name}.sock"),
-                *extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    return Daemon(name=name, ns=ns, proc=proc, log_path=log_path, workdir=node_dir)
+    return node_dir
+
+
+def start_hacc(ns: str, workdir: Path, conf: str, name: str, extra: tuple[str, ...] = ()) -> Daemon:
+    node_dir = _node_dir(workdir, name, conf)
+    argv = [*HACC, "run", str(node_dir), "--control-socket", str(workdir / f"{name}.sock"), *extra]
+    return spawn(name, ns, argv, workdir / f"{name}.log", node_dir)
 
 
 def start_keepalived(ns: str, workdir: Path, conf: str, name: str) -> Daemon:
-    node_dir = workdir / name
-    node_dir.mkdir(parents=True, exist_ok=True)
-    conf_path = node_dir / "keepalived.conf"
-    conf_path.write_text(conf)
-    pid, vrrp_pid, chk_pid = (node_dir / f"{n}.pid" for n in ("keepalived", "vrrp", "checkers"))
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                KEEPALIVED,
-                "-n",
-                "-l",
-                "-D",
-                "-G",
-                "-f",
-                str(conf_path),
-                "-p",
-                str(pid),
-                "-r",
-                str(vrrp_pid),
-                "-c",
-                str(chk_pid),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    return Daemon(name=name, ns=ns, proc=proc, log_path=log_path, workdir=node_dir, extra_pidfiles=(vrrp_pid, chk_pid))
+    node_dir = _node_dir(workdir, name, conf)
+    argv, children = keepalived_argv(str(node_dir / "keepalived.conf"), node_dir)
+    return spawn(name, ns, argv, workdir / f"{name}.log", node_dir, children)
 
 
 def hacc_status(daemon: Daemon) -> dict[str, object]:

@@ -8,13 +8,12 @@ script's real calls are observed without touching the host's services.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from conftest import MakeLan, Nodes
 from hacc.compiler.build import build_from_path
 from hacc.compiler.writer import write_tree
-from harness import HACC, KEEPALIVED, Daemon, wait_until
+from harness import HACC, Daemon, keepalived_argv, spawn, wait_until
 
 VIP = "192.0.2.100"
 SITE = """site: e2e
@@ -52,37 +51,13 @@ def start_node(nodes: Nodes, ns: str, node_dir: Path, kind: str) -> tuple[Daemon
         cmd = [*HACC, "run", "/etc/keepalived", "--control-socket", str(work / "ctl.sock")]
         pidfiles: tuple[Path, ...] = ()
     else:
-        pidfiles = (work / "vrrp.pid", work / "chk.pid")
-        cmd = [
-            KEEPALIVED,
-            "-n",
-            "-l",
-            "-D",
-            "-G",
-            "-f",
-            "/etc/keepalived/keepalived.conf",
-            "-p",
-            str(work / "ka.pid"),
-            "-r",
-            str(pidfiles[0]),
-            "-c",
-            str(pidfiles[1]),
-        ]
+        cmd, pidfiles = keepalived_argv("/etc/keepalived/keepalived.conf", work)
     script = (
         f"mount --bind {node_dir} /etc/keepalived && "
         f'mount -t overlay rec -o lowerdir={layer}:/usr/bin /usr/bin && exec "$@"'
     )
-    log_path = work / "daemon.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-ec", script, "sh", *cmd],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    daemon = Daemon(
-        name=f"{kind}-{node_dir.name}", ns=ns, proc=proc, log_path=log_path, workdir=work, extra_pidfiles=pidfiles
-    )
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-ec", script, "sh", *cmd]
+    daemon = spawn(f"{kind}-{node_dir.name}", ns, argv, work / "daemon.log", work, pidfiles)
     nodes.started.append(daemon)
     return daemon, calls
 
