@@ -45,50 +45,52 @@ def _socket_path(config: Path, control_socket: str | None) -> Path:
 @click.option("-t", "--config-test", is_flag=True, help="Check the config like `keepalived -t` and exit")
 @click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket for `hacc status`")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    help="Reload when the config directory changes (default); SIGHUP reloads either way",
+)
 def run(
     node_dir: str | None,
     config_file: str | None,
     config_test: bool,
     control_socket: str | None,
     log_level: str,
+    watch: bool,
 ) -> None:
-    """Run VRRP for the node whose generated config is in NODE_DIR."""
+    """Run VRRP for the node whose generated config is in NODE_DIR; hot-reload it when it changes."""
     path = _config_path(node_dir, config_file)
     if config_test:
         from hacc.runtime.kaconf.configtest import config_test as check
 
         sys.exit(check(path, sys.stdout))
-    sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level))
+    sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level, watch))
 
 
-def _run_daemon(path: Path, control: Path, log_level: str) -> int:
+def _run_daemon(path: Path, control: Path, log_level: str, watch: bool) -> int:
     import asyncio
     import logging
 
-    from hacc.runtime.daemon import serve
-    from hacc.runtime.fromconf import daemon_spec
-    from hacc.runtime.kaconf.loader import load_config
+    from hacc.runtime.load import load_node
+    from hacc.runtime.serve import serve
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("hacc")
     if not path.is_file():
         log.error("%s: no such file", path)
         return 1
-    loaded = load_config(path)
-    for diag in loaded.diagnostics:
-        log.log(logging.ERROR if diag.severity == "error" else logging.WARNING, "%s", diag)
-    if any(d.severity == "error" for d in loaded.diagnostics):
+    loaded = load_node(path)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    for error in loaded.errors:
+        log.error("%s", error)
+    if loaded.spec is None:
         log.error("%s: configuration has errors; not starting", path)
         return 1
-    conversion = daemon_spec(loaded.config)
-    for warning in conversion.warnings:
-        log.warning("%s", warning)
-    for error in conversion.errors:
-        log.error("%s", error)
-    if conversion.errors or not conversion.spec.instances:
+    if not loaded.spec.instances:
         log.error("%s: no runnable vrrp_instance; not starting", path)
         return 1
-    return asyncio.run(serve(conversion.spec, control))
+    return asyncio.run(serve(path, control, loaded, watch=watch))
 
 
 @click.command()
@@ -124,4 +126,29 @@ def _format_status(reply: dict[str, Any]) -> str:
         prio = f"{inst['effective_priority']}/{inst['priority']}"
         rows.append((inst["name"], inst["state"], prio, inst.get("master") or "-", when))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows)
+    table = "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows)
+    return _format_revision(reply) + table
+
+
+def _format_revision(reply: dict[str, Any]) -> str:
+    """`running REV`, reload counters, and the last rejected revision with its errors."""
+
+    def rev(r: dict[str, Any] | None) -> str:
+        if not r or not r.get("digest"):
+            return "-"
+        return f"{r['digest']} (commit {r['commit']})" if r.get("commit") else str(r["digest"])
+
+    lines = [f"running revision {rev(reply.get('revision'))}"]
+    reloads = reply.get("reloads") or {}
+    if reloads:
+        lines.append(
+            f"reloads: {reloads.get('applied', 0)} applied, {reloads.get('unchanged', 0)} unchanged, "
+            f"{reloads.get('rejected', 0)} rejected, {reloads.get('apply_failures', 0)} apply failure(s)"
+        )
+        if reloads.get("last"):
+            lines.append(f"last reload: {reloads['last']}")
+    rejected = reply.get("rejected")
+    if rejected:
+        lines.append(f"REJECTED revision {rev(rejected)}:")
+        lines.extend(f"  {e}" for e in rejected.get("errors", []))
+    return "\n".join(lines) + "\n"

@@ -1,8 +1,10 @@
 """Status socket: a unix stream socket speaking one JSON object per line.
 
-Request `{"cmd": "status"}`; reply `{"ok": true, "instances": [...]}`. The daemon serves it, `hacc
-status` is the client. The default path is derived from the config file's real path, so several
-nodes started from different directories on one host (network namespaces share /run) never clash.
+Request `{"cmd": "status"}`; reply `{"ok": true, "instances": [...]}`. Other commands are whatever
+the daemon registers (`reload`).
+The daemon serves it, `hacc status` is the client. The default path is derived from the config
+file's real path, so several nodes started from different directories on one host (network
+namespaces share /run) never clash.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ def default_socket_path(config_path: Path) -> Path:
 
 
 class ControlServer:
-    def __init__(self, path: Path, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, path: Path, handlers: dict[str, Callable[[], dict[str, Any]]]) -> None:
         self.path = path
-        self._status = status
+        self._handlers = handlers
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -44,8 +46,9 @@ class ControlServer:
                 cmd = request.get("cmd") if isinstance(request, dict) else None
             except ValueError:
                 cmd = None
-            if cmd == "status":
-                reply: dict[str, Any] = {"ok": True, **self._status()}
+            handler = self._handlers.get(cmd) if isinstance(cmd, str) else None
+            if handler is not None:
+                reply: dict[str, Any] = {"ok": True, **handler()}
             else:
                 reply = {"ok": False, "error": f"unknown command {cmd!r}"}
             writer.write(json.dumps(reply).encode() + b"\n")

@@ -1,36 +1,50 @@
-"""The asyncio shell of `hacc run`: sockets, netlink, scripts and signals around the instances.
+"""The asyncio shell of `hacc run`: registries of running resources, and `apply(plan)` over them.
 
-Per-instance state lives in `Instance` objects kept in `self.instances` (a registry keyed by
-instance name), separate from the shared plumbing (one VRRP socket pair per interface, one
-link monitor, one runner per vrrp_script). A later hot reload swaps entries of that registry
-according to `spec.diff_specs` without touching unchanged instances.
+Registries: VRRP instances keyed by (interface, VRID, family); one VRRP socket pair per interface,
+opened with its first instance and closed with its last; one runner per tracked vrrp_script; one
+link monitor while any instance runs. `apply` executes a reconcile.Plan against them; start-up is
+`apply(reconcile(EMPTY, desired))`, so every start exercises the reload path.
 
-Shutdown (SIGTERM/SIGINT): every instance gets its Shutdown event (RFC 5798 6.4.3: a Master sends
-an ADVERTISEMENT with priority 0 and removes its VIPs), notify_stop scripts are given a moment to
-run, then the process exits 0.
+Reload (reload.py decides when) is validate -> pure reconcile -> apply: a config that fails
+validation changes nothing, and a failure while applying one resource is logged, counted and
+reported in status without stopping the daemon.
+
+Shutdown: every instance gets its Shutdown event (RFC 5798 6.4.3: a Master sends an ADVERTISEMENT
+with priority 0 and removes its VIPs), notify_stop scripts are given a moment to run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
-import signal
 import time
-from pathlib import Path
 from typing import Any
 
-from hacc.runtime.control import ControlServer
-from hacc.runtime.instance import Effects, GroupLink, Instance
-from hacc.runtime.net.addresses import InterfaceInfo, PyrouteAddresses
+from hacc.runtime.instance import ActionExecutor, Effects, GroupLink, Instance
+from hacc.runtime.load import Loaded, Revision
+from hacc.runtime.net.addresses import InterfaceInfo, PyrouteAddresses, Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.links import LinkEvent, LinkMonitor
 from hacc.runtime.notify import NotifyRunner
-from hacc.runtime.scripts import ScriptRunner
+from hacc.runtime.reconcile import (
+    AddInstance,
+    KeepInstance,
+    Op,
+    Plan,
+    RemoveInstance,
+    ReplaceScript,
+    RestartInstance,
+    SetGlobals,
+    StartScript,
+    StopScript,
+    UpdateInstance,
+    reconcile,
+)
+from hacc.runtime.scripts import ScriptRunner, ScriptSpec
 from hacc.runtime.smtp import SmtpAlerter
-from hacc.runtime.spec import DaemonSpec, InstanceSpec
+from hacc.runtime.spec import EMPTY, DaemonSpec, InstanceKey, InstanceSpec
 from hacc.runtime.vrrp.io import VrrpInterfaceSocket
 from hacc.runtime.vrrp.state import VRRPInstance
 from hacc.runtime.vrrp.sync import SyncGroup
@@ -38,50 +52,243 @@ from hacc.runtime.vrrp.sync import SyncGroup
 log = logging.getLogger("hacc.daemon")
 
 SHUTDOWN_GRACE = 3.0  # seconds given to STOP notify scripts and e-mails at exit
+RESIGN_GRACE = 3.0  # seconds for a removed instance's priority-0 advert and VIP removal
 
 
 class DaemonError(Exception):
     """Root error class of the daemon: a condition that prevents `hacc run` from starting."""
 
 
+@dataclasses.dataclass
+class ReloadStats:
+    applied: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    apply_failures: int = 0
+    last: str = ""  # the last reload's log line
+    last_time: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rejected:
+    revision: Revision
+    errors: tuple[str, ...]
+    wall_time: float
+
+
 class Daemon:
-    def __init__(self, spec: DaemonSpec, control_path: Path | None = None) -> None:
-        self.spec = spec
-        self.control_path = control_path
-        self.instances: dict[str, Instance] = {}
+    def __init__(self, addresses: PyrouteAddresses | None = None) -> None:
+        self.spec: DaemonSpec = EMPTY
+        self.revision: Revision | None = None
+        self.rejected: Rejected | None = None
+        self.reloads = ReloadStats()
+        self.instances: dict[InstanceKey, Instance] = {}
         self.sockets: dict[str, VrrpInterfaceSocket] = {}
         self.scripts: dict[str, ScriptRunner] = {}
         self.started = time.time()
         self._interfaces: dict[str, InterfaceInfo] = {}
         self._link_up: dict[str, bool] = {}
         self._index_names: dict[int, str] = {}
-        self._addresses = PyrouteAddresses()
+        self._addresses = addresses or PyrouteAddresses()
         self._notify = NotifyRunner()
-        self._smtp = SmtpAlerter(spec.smtp) if spec.smtp else None
+        self._smtp: SmtpAlerter | None = None
         self._links = LinkMonitor(self._on_link)
-        self._control: ControlServer | None = None
+        self._links_running = False
+        self._executor = ActionExecutor()
+        self._effects = Effects(self._addresses, self._notify, None, self._mac_of, self._executor)
+        self._opened = False
 
-    # --- startup ------------------------------------------------------------------------------
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        await self._addresses.open()
+        self._executor.start()
+        self._opened = True
+
+    async def start(self, loaded: Loaded) -> None:
+        """First apply; DaemonError if any resource of the config cannot start."""
+        if loaded.spec is None:
+            raise DaemonError("configuration has errors; not starting")
+        if not self._opened:
+            await self.open()
+        failures = await self.apply(reconcile(EMPTY, loaded.spec), loaded.spec, initial=True)
+        self.revision = loaded.revision
+        if failures:
+            raise DaemonError("; ".join(failures))
+        log.info(
+            "hacc run started: revision %s, %d instance(s), pid %d", loaded.revision, len(self.instances), os.getpid()
+        )
+
+    async def stop(self) -> None:
+        for runner in list(self.scripts.values()):
+            await runner.stop()
+        self.scripts.clear()
+        for instance in self.instances.values():
+            instance.stop()
+        if not await self._executor.join(SHUTDOWN_GRACE):
+            log.error("VIP removal still pending at shutdown")
+        await self._notify.drain(SHUTDOWN_GRACE)
+        if self._smtp is not None:
+            await self._smtp.drain(SHUTDOWN_GRACE)
+        await self._executor.stop()
+        self._stop_links()
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets.clear()
+        if self._opened:
+            await self._addresses.close()
+            self._opened = False
+        log.info("hacc run stopped")
+
+    def held_vips(self) -> tuple[Vip, ...]:
+        return tuple(v for i in self.instances.values() for v in i.held_vips())
+
+    # --- reload -------------------------------------------------------------------------------
+    async def reload(self, loaded: Loaded, trigger: str) -> str:
+        """Apply a freshly loaded config; returns the log line. Never raises for a bad config."""
+        old = self.revision
+        self.reloads.last_time = time.time()
+        if loaded.spec is None:
+            self.reloads.rejected += 1
+            self.rejected = Rejected(loaded.revision, loaded.errors, time.time())
+            for error in loaded.errors:
+                log.error("%s", error)
+            line = (
+                f"reload {old} -> {loaded.revision} ({trigger}): rejected, {len(loaded.errors)} error(s); "
+                f"still running {old}"
+            )
+            log.error("%s", line)
+            self.reloads.last = line
+            return line
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+        plan = reconcile(self.spec, loaded.spec)
+        if not plan.changes_anything and (old is not None and old.digest == loaded.revision.digest):
+            self.reloads.unchanged += 1
+            self.rejected = None
+            self.revision = loaded.revision  # the commit may have moved without touching the config
+            line = f"reload {old} ({trigger}): no change"
+            log.info("%s", line)
+            self.reloads.last = line
+            return line
+        failures = await self.apply(plan, loaded.spec)
+        self.revision = loaded.revision
+        self.rejected = None
+        self.reloads.applied += 1
+        line = f"reload {old} -> {loaded.revision} ({trigger}): {plan.summary()}"
+        if failures:
+            self.reloads.apply_failures += len(failures)
+            line += f"; {len(failures)} failure(s): " + "; ".join(failures)
+            log.error("%s", line)
+        else:
+            log.info("%s", line)
+        self.reloads.last = line
+        return line
+
+    # --- apply --------------------------------------------------------------------------------
+    async def apply(self, plan: Plan, desired: DaemonSpec, *, initial: bool = False) -> list[str]:
+        """Execute the plan in its order; returns what failed (each failure is also logged)."""
+        failures: list[str] = []
+        self.spec = desired
+        await self._stop_instances(plan.ops)
+        for op in plan.ops:
+            try:
+                await self._apply_one(op, initial)
+            except (NetError, OSError, DaemonError) as exc:
+                failures.append(str(exc))
+                log.error("%s", exc)
+        self._relink_groups(desired)
+        if self.instances:
+            self._start_links()
+        else:
+            self._stop_links()
+        return failures
+
+    async def _stop_instances(self, ops: tuple[Op, ...]) -> None:
+        """Resign every instance that goes away or restarts, together, before anything else: their
+        VRIDs are then free on the sockets and their VIPs gone before another instance claims them."""
+        stopping = _stopping(ops)
+        for spec in stopping:
+            instance = self.instances.pop(spec.key, None)
+            if instance is None:
+                continue
+            instance.stop()
+            self._release_socket(instance)
+        if stopping and not await self._executor.join(RESIGN_GRACE):
+            log.error("reload: resigning instances took longer than %.0f s", RESIGN_GRACE)
+
+    async def _apply_one(self, op: Op, initial: bool) -> None:
+        if isinstance(op, RemoveInstance | KeepInstance):
+            return  # removals were done first; kept instances are not touched
+        if isinstance(op, UpdateInstance):
+            self._update_instance(op.old, op.new)
+        elif isinstance(op, RestartInstance):
+            await self._add_instance(op.new, clean=False)
+        elif isinstance(op, AddInstance):
+            await self._add_instance(op.spec, clean=True)
+        elif isinstance(op, StartScript):
+            self._start_script(op.spec)
+        elif isinstance(op, ReplaceScript):
+            await self._stop_script(op.old.name)
+            self._start_script(op.new)
+        elif isinstance(op, StopScript):
+            await self._stop_script(op.spec.name)
+        elif isinstance(op, SetGlobals):
+            self._set_globals()
+
+    def _update_instance(self, old: InstanceSpec, new: InstanceSpec) -> None:
+        instance = self.instances[old.key]
+        vrrp = dataclasses.replace(new.vrrp, primary_ip=str(instance.source))
+        instance.update(new, vrrp)
+        self._feed_tracking(instance, only_new_of=old)
+
+    async def _add_instance(self, spec: InstanceSpec, *, clean: bool) -> None:
+        try:
+            instance = await self._bind(spec)
+        except (NetError, OSError) as exc:
+            raise DaemonError(f"[{spec.name}] cannot start: {exc}") from exc
+        if clean:
+            # a previous run killed without cleanup may have left these VIPs behind (keepalived does
+            # the same at startup); never one another running instance holds
+            held = {str(v) for v in self.held_vips()}
+            for vip in spec.vips:
+                if str(vip) not in held:
+                    try:
+                        await self._addresses.del_vip(vip)
+                    except NetError as exc:
+                        log.warning("[%s] removing a leftover VIP: %s", spec.name, exc)
+        self.instances[spec.key] = instance
+        instance.start(asyncio.get_running_loop(), self._link_up.get(spec.interface, False))
+        self._feed_tracking(instance, only_new_of=None)
+
+    def _feed_tracking(self, instance: Instance, only_new_of: InstanceSpec | None) -> None:
+        """Give an instance the script results already known (a runner kept across the reload)."""
+        known = set(only_new_of.script_names) if only_new_of is not None else set()
+        for name in instance.spec.script_names:
+            runner = self.scripts.get(name)
+            if name not in known and runner is not None and runner.reported:
+                instance.on_script(name, runner.ok)
+        if only_new_of is not None:
+            for name in instance.spec.tracked_interfaces:
+                if name not in only_new_of.tracked_interfaces:
+                    instance.on_tracked_interface(name, self._link_up.get(name, False))
+
     async def _interface(self, ifname: str) -> InterfaceInfo:
-        info = self._interfaces.get(ifname)
-        if info is None:
-            info = await self._addresses.interface(ifname)
-            self._interfaces[ifname] = info
-            self._index_names[info.index] = ifname
-            self._link_up[ifname] = info.up
+        # looked up afresh for every new instance: addresses may have changed since start-up
+        info = await self._addresses.interface(ifname)
+        self._interfaces[ifname] = info
+        self._index_names[info.index] = ifname
+        self._link_up.setdefault(ifname, info.up)
         return info
 
     def _mac_of(self, ifname: str) -> bytes:
         info = self._interfaces.get(ifname)
         return info.mac if info else b"\x00" * 6
 
-    async def _bind(self, spec: InstanceSpec, effects: Effects) -> Instance:
+    async def _bind(self, spec: InstanceSpec) -> Instance:
         """Look up the instance's interfaces and attach it to the interface's VRRP socket."""
         info = await self._interface(spec.interface)
-        for vip in spec.vips:
-            await self._interface(vip.ifname)
-        for name in spec.tracked_interfaces:
-            await self._interface(name)
+        for ifname in sorted({v.ifname for v in spec.vips} | set(spec.tracked_interfaces)):
+            await self._interface(ifname)
         source = spec.unicast_src_ip or info.primary
         if source is None:
             raise DaemonError(f"[{spec.name}] interface {spec.interface} has no IPv4 address")
@@ -93,45 +300,61 @@ class Daemon:
             self.sockets[spec.interface] = sock
         if spec.vrrp.vrid in sock.vrids:
             raise DaemonError(f"[{spec.name}] VRID {spec.vrrp.vrid} is used twice on {spec.interface}")
-        instance = Instance(spec, VRRPInstance(vrrp), sock, source, effects)
-        sock.register(spec.vrrp.vrid, instance.on_advert)
+        instance = Instance(spec, VRRPInstance(vrrp), sock, source, self._effects)
+        sock.register(spec.vrrp.vrid, lambda ip, pkt: self._dispatch(spec.key, ip, pkt))
         # track state known before startup, so the first transition is already the right one
         for name in spec.tracked_interfaces:
             instance.machine.set_tracked_interface(0.0, name, self._link_up.get(name, False))
         return instance
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await self._addresses.open()
-        effects = Effects(self._addresses, self._notify, self._smtp, self._mac_of)
-        for name, spec in self.spec.instances.items():
-            try:
-                self.instances[name] = await self._bind(spec, effects)
-            except (NetError, OSError) as exc:
-                raise DaemonError(f"[{name}] cannot start: {exc}") from exc
-        for group_name, members in self.spec.sync_groups.items():
-            linked = {m: self.instances[m] for m in members if m in self.instances}
-            GroupLink(SyncGroup(group_name, [i.machine for i in linked.values()]), linked)
-        self._links.start(loop)
-        for instance in self.instances.values():
-            # a previous run killed without cleanup may have left our VIPs behind (keepalived does
-            # the same at startup); deletion is idempotent
-            for vip in instance.spec.vips:
-                with contextlib.suppress(NetError):
-                    await self._addresses.del_vip(vip)
-        for instance in self.instances.values():
-            instance.start(loop, self._link_up.get(instance.spec.interface, False))
-        for script_name in sorted({n for i in self.instances.values() for n in i.spec.script_names}):
-            script = self.spec.scripts.get(script_name)
-            if script is None:
-                continue
-            runner = ScriptRunner(script, self._on_script)
-            self.scripts[script_name] = runner
-            runner.start()
-        if self.control_path is not None:
-            self._control = ControlServer(self.control_path, self.status)
-            await self._control.start()
-        log.info("hacc run started: %d instance(s), pid %d", len(self.instances), os.getpid())
+    def _dispatch(self, key: InstanceKey, ip: Any, pkt: Any) -> None:
+        instance = self.instances.get(key)
+        if instance is not None:
+            instance.on_advert(ip, pkt)
+
+    def _release_socket(self, instance: Instance) -> None:
+        sock = self.sockets.get(instance.spec.interface)
+        if sock is None:
+            return
+        sock.unregister(instance.spec.vrrp.vrid)
+        if not sock.vrids:
+            sock.close()
+            del self.sockets[instance.spec.interface]
+
+    def _start_script(self, spec: ScriptSpec) -> None:
+        runner = ScriptRunner(spec, self._on_script)
+        self.scripts[spec.name] = runner
+        runner.start()
+
+    async def _stop_script(self, name: str) -> None:
+        runner = self.scripts.pop(name, None)
+        if runner is not None:
+            await runner.stop()
+
+    def _set_globals(self) -> None:
+        smtp = self.spec.smtp
+        if self._smtp is None or smtp is None or self._smtp.settings != smtp:
+            self._smtp = SmtpAlerter(smtp) if smtp else None
+            self._effects.smtp = self._smtp
+
+    def _relink_groups(self, desired: DaemonSpec) -> None:
+        by_name = {i.name: i for i in self.instances.values()}
+        for instance in by_name.values():
+            instance.group = None
+        for group in desired.sync_groups:
+            linked = {m: by_name[m] for m in group.members if m in by_name}
+            if len(linked) >= 2:
+                GroupLink(SyncGroup(group.name, [i.machine for i in linked.values()]), linked)
+
+    def _start_links(self) -> None:
+        if not self._links_running:
+            self._links.start(asyncio.get_running_loop())
+            self._links_running = True
+
+    def _stop_links(self) -> None:
+        if self._links_running:
+            self._links.stop(asyncio.get_running_loop())
+            self._links_running = False
 
     # --- events -------------------------------------------------------------------------------
     def _on_link(self, event: LinkEvent) -> None:
@@ -142,60 +365,48 @@ class Daemon:
             return  # flags changed for another reason (promisc, addresses...): not a link change
         self._link_up[name] = event.up
         log.info("interface %s is %s", name, "up" if event.up else "down")
-        for instance in self.instances.values():
+        for instance in list(self.instances.values()):
             if instance.spec.interface == name:
                 instance.on_interface(event.up)
             if name in instance.spec.tracked_interfaces:
                 instance.on_tracked_interface(name, event.up)
 
     def _on_script(self, name: str, ok: bool) -> None:
-        for instance in self.instances.values():
+        for instance in list(self.instances.values()):
             if name in instance.spec.script_names:
                 instance.on_script(name, ok)
 
-    # --- shutdown -----------------------------------------------------------------------------
-    async def stop(self) -> None:
-        for runner in self.scripts.values():
-            await runner.stop()
-        await asyncio.gather(*(i.stop() for i in self.instances.values()))
-        await self._notify.drain(SHUTDOWN_GRACE)
-        if self._smtp is not None:
-            await self._smtp.drain(SHUTDOWN_GRACE)
-        loop = asyncio.get_running_loop()
-        self._links.stop(loop)
-        for sock in self.sockets.values():
-            sock.close()
-        if self._control is not None:
-            await self._control.stop()
-        await self._addresses.close()
-        log.info("hacc run stopped")
-
     # --- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        rejected = self.rejected
         return {
             "router_id": self.spec.router_id,
             "pid": os.getpid(),
             "started": self.started,
-            "instances": [i.status() for i in self.instances.values()],
+            "revision": _revision_status(self.revision),
+            "rejected": None
+            if rejected is None
+            else {**_revision_status(rejected.revision), "errors": list(rejected.errors), "time": rejected.wall_time},
+            "reloads": dataclasses.asdict(self.reloads),
+            "action_failures": self._executor.failures,
+            "instances": [i.status() for i in sorted(self.instances.values(), key=lambda i: i.name)],
             "sockets": {name: dataclasses.asdict(sock.stats) for name, sock in sorted(self.sockets.items())},
             "scripts": {name: {"ok": r.ok} for name, r in sorted(self.scripts.items())},
         }
 
 
-async def serve(spec: DaemonSpec, control_path: Path | None) -> int:
-    """Run until SIGTERM/SIGINT; 0 on a clean stop, 1 if the daemon could not start."""
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    daemon = Daemon(spec, control_path)
-    try:
-        await daemon.start()
-    except (DaemonError, NetError) as exc:
-        log.error("%s", exc)
-        await daemon.stop()
-        return 1
-    await stopping.wait()
-    log.info("signal received: resigning (priority 0) and removing VIPs")
-    await daemon.stop()
-    return 0
+def _stopping(ops: tuple[Op, ...]) -> list[InstanceSpec]:
+    """The instances a plan stops: removed ones and the old side of restarts."""
+    out: list[InstanceSpec] = []
+    for op in ops:
+        if isinstance(op, RemoveInstance):
+            out.append(op.spec)
+        elif isinstance(op, RestartInstance):
+            out.append(op.old)
+    return out
+
+
+def _revision_status(revision: Revision | None) -> dict[str, Any]:
+    if revision is None:
+        return {"digest": None, "commit": None, "files": []}
+    return {"digest": revision.digest, "commit": revision.commit, "files": list(revision.files)}

@@ -14,7 +14,7 @@ from hacc.runtime.net.addresses import Vip
 from hacc.runtime.notify import NotifySpec
 from hacc.runtime.scripts import ScriptSpec
 from hacc.runtime.smtp import SmtpSettings
-from hacc.runtime.spec import DaemonSpec, InstanceSpec
+from hacc.runtime.spec import DaemonSpec, InstanceKey, InstanceSpec, SyncGroupSpec
 from hacc.runtime.vrrp.errors import ConfigError
 from hacc.runtime.vrrp.state import InstanceConfig, TrackedInterface, TrackedScript
 
@@ -59,7 +59,7 @@ def _instance_spec(conf: KeepalivedConfig, inst: VrrpInstance, warnings: list[st
         name=inst.name,
         vrid=inst.virtual_router_id,
         primary_ip=inst.unicast_src_ip or inst.mcast_src_ip or UNBOUND,
-        vips=tuple(f"{v.address}/{v.prefixlen}" for v in vips),
+        vips=tuple(str(v) for v in vips),
         version=3 if inst.version == 3 else 2,
         priority=inst.priority,
         advert_int=inst.advert_int,
@@ -96,27 +96,39 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
     g = conf.global_defs
     errors: list[str] = []
     warnings: list[str] = []
-    instances: dict[str, InstanceSpec] = {}
+    instances: list[InstanceSpec] = []
+    owners: dict[InstanceKey, str] = {}
     for inst in conf.vrrp_instances:
         try:
             if inst.family != 4:
                 raise ConfigError(f"{inst.source}: vrrp_instance {inst.name}: IPv6 VRRP is not supported yet")
-            instances[inst.name] = _instance_spec(conf, inst, warnings)
+            instance = _instance_spec(conf, inst, warnings)
         except (ConfigError, ValueError) as exc:
             errors.append(str(exc))
-    sync_groups: dict[str, tuple[str, ...]] = {}
+            continue
+        other = owners.setdefault(instance.key, inst.name)
+        if other != inst.name:
+            # two routers for one VRID on one link: the wire cannot tell them apart
+            errors.append(
+                f"{inst.source}: vrrp_instance {inst.name}: VRID {instance.vrrp.vrid} on {instance.interface} "
+                f"is already used by vrrp_instance {other}"
+            )
+            continue
+        instances.append(instance)
+    names = {i.name for i in instances}
+    sync_groups: list[SyncGroupSpec] = []
     for group in conf.vrrp_sync_groups:
-        members = tuple(m for m in group.group if m in instances)
+        members = tuple(m for m in group.group if m in names)
         if any((group.notify, group.notify_master, group.notify_backup, group.notify_fault, group.notify_stop)):
             warnings.append(f"{group.source}: vrrp_sync_group {group.name}: group notify scripts are not run")
         if group.track_script or group.track_interface:
             warnings.append(f"{group.source}: vrrp_sync_group {group.name}: group tracking is not supported")
         if len(members) >= 2:
-            sync_groups[group.name] = members
+            sync_groups.append(SyncGroupSpec(group.name, members))
     if conf.virtual_servers:
         warnings.append("virtual_server (IPVS) is not run by this version of hacc run; ignored")
-    scripts = {
-        s.name: ScriptSpec(
+    scripts = tuple(
+        ScriptSpec(
             name=s.name,
             command=s.script,
             interval=s.interval,
@@ -127,7 +139,7 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
             init_fail=s.init_fail,
         )
         for s in conf.vrrp_scripts
-    }
+    )
     router_id = g.router_id or ""
     smtp = None
     if g.smtp_server:
@@ -140,5 +152,11 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
             connect_timeout=float(g.smtp_connect_timeout),
             helo_name=g.smtp_helo_name,
         )
-    spec = DaemonSpec(router_id=router_id, instances=instances, scripts=scripts, smtp=smtp, sync_groups=sync_groups)
+    spec = DaemonSpec(
+        router_id=router_id,
+        instances=tuple(instances),
+        scripts=scripts,
+        smtp=smtp,
+        sync_groups=tuple(sync_groups),
+    )
     return Conversion(spec, errors, warnings)

@@ -1,13 +1,19 @@
 """One VRRP instance at runtime: its spec, its state machine, and the executor of its actions.
 
-The registry in daemon.py keys these by instance name; everything an instance owns (timer handle,
-action queue, master address, last transition) lives here, so one instance can later be replaced
-on reload without touching the others.
+The registry in daemon.py keys these by (interface, VRID, family); everything an instance owns
+(timer handle, last transition, counters) lives here, so a reload can update, restart or remove one
+instance without touching the others.
+
+Adverts are sent at once (they are timing-critical); every other action goes to the daemon's single
+`ActionExecutor`, one FIFO for all instances. One queue, not one per instance, because a reload can
+move a VIP from one instance to another: the removal queued by the first must reach the kernel
+before the addition queued by the second, whatever the instances.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
@@ -34,7 +40,7 @@ from hacc.runtime.vrrp.actions import (
 from hacc.runtime.vrrp.errors import MalformedPacket
 from hacc.runtime.vrrp.io import MCAST_GROUP
 from hacc.runtime.vrrp.packet import IPv4Datagram, VRRPPacket, encode
-from hacc.runtime.vrrp.state import VRRPInstance
+from hacc.runtime.vrrp.state import InstanceConfig, VRRPInstance
 from hacc.runtime.vrrp.sync import SyncGroup
 
 log = logging.getLogger("hacc.vrrp")
@@ -57,6 +63,51 @@ class Transition:
     reason: str
 
 
+class ActionExecutor:
+    """Runs instances' slow actions (netlink, GARP, notify) one at a time, in submission order."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[Instance, list[Action]]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.failures = 0
+        self.last_failure = ""
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="actions")
+
+    def submit(self, instance: Instance, actions: list[Action]) -> None:
+        self._queue.put_nowait((instance, actions))
+
+    async def join(self, timeout: float) -> bool:
+        """Wait until everything submitted so far has run; False on timeout."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    async def _run(self) -> None:
+        while True:
+            instance, actions = await self._queue.get()
+            try:
+                for action in actions:
+                    await instance.execute(action)
+            except Exception as exc:  # one failed action must not stop the others
+                self.failures += 1
+                self.last_failure = f"[{instance.name}] {exc!r}"
+                log.exception("[%s] action failed", instance.name)
+            finally:
+                self._queue.task_done()
+
+
 @dataclass(slots=True)
 class Effects:
     """What an instance's actions act upon, shared by all instances of a daemon."""
@@ -65,6 +116,7 @@ class Effects:
     notify: NotifyRunner
     smtp: SmtpAlerter | None
     mac_of: Callable[[str], bytes]
+    executor: ActionExecutor
 
 
 class Instance:
@@ -81,15 +133,14 @@ class Instance:
         self.source = source
         self._sender = sender
         self._effects = effects
-        self._vips = {f"{v.address}/{v.prefixlen}": v for v in spec.vips}
-        self._queue: asyncio.Queue[list[Action]] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        # every VIP text this instance ever used: queued actions may name one a reload just dropped
+        self._vips = {str(v): v for v in spec.vips}
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.master_address: str | None = None
         self.last_transition: Transition | None = None
-        self.malformed = 0
         self.foreign = 0
+        self.transitions = 0
+        self.apply_errors = 0  # netlink failures while adding/removing VIPs
         self.group: GroupLink | None = None  # set when the instance is in a vrrp_sync_group
         self._log_limit = LogLimiter()
 
@@ -101,25 +152,38 @@ class Instance:
     def state(self) -> str:
         return _STATE_NAMES[self.machine.state]
 
+    @property
+    def master_address(self) -> str | None:
+        # the core knows who the Master is; the shell only shows it
+        return self.machine.master_address
+
+    def held_vips(self) -> tuple[Vip, ...]:
+        """The VIPs this instance holds (as Master), for an emergency release."""
+        if self.machine.state != "Master":
+            return ()
+        return tuple(self._vip(text) for text in self.machine.config.vips)
+
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop, interface_up: bool) -> None:
         self._loop = loop
-        self._worker = loop.create_task(self._execute_forever(), name=f"instance:{self.name}")
         # recorded before startup, so the first state is already Fault if the link is down
         self.machine.set_interface_up(loop.time(), interface_up)
         self._feed(self.machine.startup(loop.time()))
 
-    async def stop(self, timeout: float = 3.0) -> None:
-        """Shutdown event (priority 0 advert and VIP removal when Master), then drain the actions."""
+    def stop(self) -> None:
+        """Shutdown event: a Master sends priority 0 and queues its VIP removal (the caller waits for
+        the executor). Leaves the sync group first, so stopping one member does not drag the others."""
         assert self._loop is not None
         self._cancel_timer()
-        self._feed(self.machine.shutdown(self._loop.time()), rearm=False)
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            log.error("[%s] actions still pending at shutdown", self.name)
-        if self._worker is not None:
-            self._worker.cancel()
+        self.group = None
+        self.apply(self.machine.shutdown(self._loop.time()), rearm=False)
+
+    def update(self, spec: InstanceSpec, vrrp: InstanceConfig) -> None:
+        """Hot reload in place: same router on the wire, new settings (see VRRPInstance.reconfigure)."""
+        assert self._loop is not None
+        self._vips.update({str(v): v for v in spec.vips})
+        self.spec = spec
+        self._feed(self.machine.reconfigure(self._loop.time(), vrrp))
 
     # --- events -------------------------------------------------------------------------------
     def on_advert(self, ip: IPv4Datagram, pkt: VRRPPacket) -> None:
@@ -129,13 +193,7 @@ class Instance:
             return
         if ip.src == str(self.source):
             return  # our own advert looped back
-        before = self.machine.state
-        discards = _discards(self.machine.counters)
-        actions = self.machine.receive_advert(self._loop.time(), pkt, ip.src, ip.ttl)
-        accepted = _discards(self.machine.counters) == discards
-        if pkt.priority > 0 and accepted and self.machine.state == "Backup" and before != "Master":
-            self.master_address = ip.src
-        self._feed(actions)
+        self._feed(self.machine.receive_advert(self._loop.time(), pkt, ip.src, ip.ttl))
 
     def on_interface(self, up: bool) -> None:
         assert self._loop is not None
@@ -178,7 +236,7 @@ class Instance:
             if isinstance(action, Notify):
                 self._note_transition(action)
         if slow:
-            self._queue.put_nowait(slow)
+            self._effects.executor.submit(self, slow)
         if rearm:
             self._cancel_timer()
             deadline = self.machine.next_deadline()
@@ -188,10 +246,7 @@ class Instance:
     def _note_transition(self, action: Notify) -> None:
         old = self.last_transition.new if self.last_transition else "INIT"
         self.last_transition = Transition(time.time(), old, action.state, action.reason)
-        if action.state == "MASTER":
-            self.master_address = str(self.source)
-        elif action.state in ("FAULT", "STOP") or (action.state == "BACKUP" and old == "MASTER"):
-            self.master_address = None
+        self.transitions += 1
         log.info(
             "[%s] Entering %s STATE (%s), effective priority %d",
             self.name,
@@ -210,25 +265,14 @@ class Instance:
                 return
             self._sender.send(payload, dst, self.source)
 
-    async def _execute_forever(self) -> None:
-        while True:
-            actions = await self._queue.get()
-            try:
-                for action in actions:
-                    await self._execute(action)
-            except Exception:  # one failed action must not stop the instance
-                log.exception("[%s] action failed", self.name)
-            finally:
-                self._queue.task_done()
-
     def _vip(self, text: str) -> Vip:
         known = self._vips.get(text)
         if known is not None:
             return known
-        iface = ipaddress.IPv4Interface(text)
+        iface = ipaddress.IPv4Interface(text.split()[0])
         return Vip(iface.ip, iface.network.prefixlen, self.spec.interface)
 
-    async def _execute(self, action: Action) -> None:
+    async def execute(self, action: Action) -> None:
         fx = self._effects
         if isinstance(action, SendAdvert):
             self._send_advert(action.packet)
@@ -239,6 +283,7 @@ class Instance:
                 try:
                     changed = await (fx.addresses.add_vip(vip) if adding else fx.addresses.del_vip(vip))
                 except NetError as exc:
+                    self.apply_errors += 1
                     log.error("[%s] %s", self.name, exc)
                     continue
                 if changed:
@@ -246,7 +291,7 @@ class Instance:
         elif isinstance(action, SendGratuitousARP):
             by_if: dict[str, list[ipaddress.IPv4Address]] = {}
             for addr in action.addresses:
-                owner = next((v for v in self.spec.vips if str(v.address) == addr), None)
+                owner = next((v for v in self._vips.values() if str(v.address) == addr), None)
                 ifname = owner.ifname if owner else self.spec.interface
                 by_if.setdefault(ifname, []).extend([ipaddress.IPv4Address(addr)] * action.count)
             for ifname, ips in by_if.items():
@@ -284,10 +329,12 @@ class Instance:
             "effective_priority": self.machine.effective_priority,
             "master": self.master_address,
             "source": str(self.source),
-            "vips": list(self._vips),
+            "vips": [str(v) for v in self.spec.vips],
             "last_transition": None
             if t is None
             else {"time": t.wall_time, "from": t.old, "to": t.new, "reason": t.reason},
+            "transitions": self.transitions,
+            "apply_errors": self.apply_errors,
             "counters": self.machine.counters,
         }
 

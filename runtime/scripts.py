@@ -73,6 +73,11 @@ class ScriptRunner:
     def ok(self) -> bool:
         return self.tracker.ok
 
+    @property
+    def reported(self) -> bool:
+        """True once the first result is in (until then instances count the script as neither)."""
+        return self._reported
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"script:{self.spec.name}")
 

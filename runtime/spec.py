@@ -1,9 +1,12 @@
-"""What the daemon runs, per instance: the state machine's config plus the I/O settings around it.
+"""The daemon's desired state: immutable values built from a keepalived.conf model (fromconf.py).
 
-Specs are frozen values built from the keepalived.conf model (fromconf.py). Keeping one
-`InstanceSpec` per instance, compared by value, is what makes a later hot reload per instance
-possible: `diff_specs` says which instances were added, removed, changed or left alone, and an
-unchanged instance keeps its runtime object (state, VIPs, timers) untouched.
+Everything here is a frozen dataclass holding tuples, so two loads of equivalent configs compare
+equal and a hot reload can compare the running spec with the new one resource by resource
+(reconcile.py). Lookups by name are methods, not dicts, because a dict field would make the spec
+mutable and unhashable.
+
+Instance identity is what the wire sees, (interface, VRID, address family), as keepalived matches
+instances on reload: the name is a label, so a renamed instance keeps its state.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from hacc.runtime.scripts import ScriptSpec
 from hacc.runtime.smtp import SmtpSettings
 from hacc.runtime.vrrp.state import InstanceConfig
 
+InstanceKey = tuple[str, int, int]  # (interface, VRID, address family)
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceSpec:
@@ -29,6 +34,11 @@ class InstanceSpec:
     unicast_peers: tuple[ipaddress.IPv4Address, ...] = ()
     notify: NotifySpec = field(default_factory=NotifySpec)
     smtp_alert: bool = False
+    family: int = 4
+
+    @property
+    def key(self) -> InstanceKey:
+        return (self.interface, self.vrrp.vrid, self.family)
 
     @property
     def script_names(self) -> tuple[str, ...]:
@@ -40,48 +50,33 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class DaemonSpec:
-    router_id: str
-    instances: dict[str, InstanceSpec]
-    scripts: dict[str, ScriptSpec]
-    smtp: SmtpSettings | None = None
-    # vrrp_sync_group name -> member instance names
-    sync_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def group_of(self, instance: str) -> str | None:
-        return next((g for g, members in self.sync_groups.items() if instance in members), None)
+class SyncGroupSpec:
+    name: str
+    members: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class SpecDiff:
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-    unchanged: tuple[str, ...]
+class DaemonSpec:
+    router_id: str = ""
+    instances: tuple[InstanceSpec, ...] = ()
+    scripts: tuple[ScriptSpec, ...] = ()
+    smtp: SmtpSettings | None = None
+    sync_groups: tuple[SyncGroupSpec, ...] = ()
+
+    def instance(self, name: str) -> InstanceSpec | None:
+        return next((i for i in self.instances if i.name == name), None)
+
+    def script(self, name: str) -> ScriptSpec | None:
+        return next((s for s in self.scripts if s.name == name), None)
+
+    def group_of(self, instance: str) -> SyncGroupSpec | None:
+        return next((g for g in self.sync_groups if instance in g.members), None)
+
+    @property
+    def tracked_scripts(self) -> tuple[ScriptSpec, ...]:
+        """The vrrp_scripts some instance tracks, in name order: the ones worth running."""
+        wanted = {n for i in self.instances for n in i.script_names}
+        return tuple(sorted((s for s in self.scripts if s.name in wanted), key=lambda s: s.name))
 
 
-def diff_specs(old: DaemonSpec, new: DaemonSpec) -> SpecDiff:
-    """Per-instance difference between two configurations (pure; the basis of hot reload).
-
-    An instance counts as changed when its own spec differs or when a vrrp_script it tracks
-    changed, since the script's settings decide its effective priority.
-    """
-
-    def scripts_of(spec: DaemonSpec, inst: InstanceSpec) -> tuple[ScriptSpec | None, ...]:
-        return tuple(spec.scripts.get(n) for n in inst.script_names)
-
-    def group(spec: DaemonSpec, name: str) -> tuple[str, ...]:
-        # a member whose sync group's membership changed must be rebuilt with the group
-        g = spec.group_of(name)
-        return spec.sync_groups[g] if g else ()
-
-    added = tuple(sorted(set(new.instances) - set(old.instances)))
-    removed = tuple(sorted(set(old.instances) - set(new.instances)))
-    changed: list[str] = []
-    unchanged: list[str] = []
-    for name in sorted(set(old.instances) & set(new.instances)):
-        a, b = old.instances[name], new.instances[name]
-        same = a == b and scripts_of(old, a) == scripts_of(new, b)
-        same = same and group(old, name) == group(new, name)
-        (unchanged if same else changed).append(name)
-    return SpecDiff(added, removed, tuple(changed), tuple(unchanged))
+EMPTY = DaemonSpec()

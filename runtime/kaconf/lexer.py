@@ -55,9 +55,13 @@ Line = list[Token]
 FileReader = Callable[[Path], str]
 
 
-def read_text_file(path: Path) -> str:
+def decode_config_bytes(data: bytes) -> str:
     """Bytes that are not UTF-8 are replaced, never fatal: a config is text we only diagnose."""
-    return path.read_bytes().decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
+def read_text_file(path: Path) -> str:
+    return decode_config_bytes(path.read_bytes())
 
 
 def strip_comment(text: str) -> str:

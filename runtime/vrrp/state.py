@@ -103,7 +103,7 @@ class InstanceConfig:
     name: str
     vrid: int
     primary_ip: str
-    vips: tuple[str, ...]
+    vips: tuple[str, ...]  # `a.b.c.d/len [dev IF] [label L]`: the whole text is the VIP's identity
     version: Literal[2, 3] = 2
     priority: int = 100
     advert_int: float = 1.0
@@ -145,7 +145,7 @@ class InstanceConfig:
         try:
             ipaddress.IPv4Address(self.primary_ip)
             for vip in self.vips:
-                ipaddress.IPv4Interface(vip)
+                ipaddress.IPv4Interface(vip.split()[0])
         except ValueError as exc:
             out.append(f"bad address: {exc}")
         return out
@@ -153,7 +153,7 @@ class InstanceConfig:
     @property
     def vip_addresses(self) -> tuple[str, ...]:
         """Bare addresses, as they appear in adverts (prefix lengths are not on the wire)."""
-        return tuple(str(ipaddress.IPv4Interface(v).ip) for v in self.vips)
+        return _addresses(self.vips)
 
 
 @dataclass
@@ -333,6 +333,50 @@ class VRRPInstance:
     def set_group_fault(self, now: float, fault: bool) -> list[Action]:
         self._track.group_fault = fault
         return self._reevaluate(now, "sync group fault" if fault else "sync group fault cleared")
+
+    # --- hot reload -----------------------------------------------------------------------
+    def reconfigure(self, now: float, config: InstanceConfig) -> list[Action]:
+        """Apply new settings to a running router without a transition (hacc hot reload).
+
+        Only settings that keep the router's identity on the wire may change here: the VRID and
+        the version are the caller's reason to restart instead (RFC 5798 gives no way to change
+        them in flight). No priority-0 advert, no GARP for what did not change:
+        - a Master removes the VIPs that left the list and adds (and announces by gratuitous ARP)
+          the ones that joined; the next ADVERTISEMENT carries the new list and priority. A Master
+          that is no longer the highest priority keeps advertising and lets a preempting Backup
+          take over (RFC 5798 6.4.2/6.4.3), as keepalived does on reload;
+        - a Backup keeps its Master_Down_Timer: the next advert it accepts re-arms it with the new
+          interval; becoming the address owner (255) makes it Master at once (RFC 5798 6.4.1);
+        - tracking changes (new weight-0 scripts or interfaces) are re-evaluated: Fault if due.
+        """
+        old = self.config
+        if (config.vrid, config.version) != (old.vrid, old.version):
+            raise ConfigError(f"vrrp_instance {old.name}: VRID/version change needs a restart, not a reconfigure")
+        self.config = config
+        self._own = frozenset(config.vip_addresses)
+        self._auth_data = (config.auth_pass or "").encode().ljust(AUTH_DATA_LEN, b"\x00")
+        self._seen_lists.clear()  # mismatch logs are relative to our own list, which changed
+        self._disjoint_logged.clear()
+        if not config.preempt or config.preempt_delay != old.preempt_delay:
+            self._preempt_after = None
+        out: list[Action] = []
+        if self._state == "Master":
+            removed = tuple(v for v in old.vips if v not in config.vips)
+            added = tuple(v for v in config.vips if v not in old.vips)
+            if removed:
+                out.append(DelVIPs(self.name, removed))
+            if added:
+                out.append(AddVIPs(self.name, added))
+                out.append(SendGratuitousARP(self.name, _addresses(added), config.garp_master_repeat))
+            if self._timers.adver is not None:
+                # a shorter interval takes effect at once, a longer one after the pending advert
+                self._timers.adver = min(self._timers.adver, now + config.advert_int)
+        elif self._state == "Backup":
+            if config.version == 2 or self._master_seen is None:
+                self.master_adver_interval = config.advert_int
+            if self.effective_priority == PRIORITY_OWNER:
+                out += self._become_master(now, "configuration reloaded: now the address owner")
+        return out + self._reevaluate(now, "configuration reloaded")
 
     # ---------------------------------------------------------------- internals
     @property
@@ -561,6 +605,11 @@ class VRRPInstance:
 
     def _garp(self) -> SendGratuitousARP:
         return SendGratuitousARP(self.name, self.config.vip_addresses, self.config.garp_master_repeat)
+
+
+def _addresses(vips: tuple[str, ...]) -> tuple[str, ...]:
+    # a VIP is `a.b.c.d/len` optionally followed by `dev X label Y`: the address is the first word
+    return tuple(str(ipaddress.IPv4Interface(v.split()[0]).ip) for v in vips)
 
 
 def _due(deadline: float | None, now: float) -> bool:

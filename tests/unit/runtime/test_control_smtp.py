@@ -20,7 +20,7 @@ def test_control_socket_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "c.sock"
 
     async def go() -> tuple[dict[str, object], dict[str, object]]:
-        server = ControlServer(path, lambda: {"instances": [{"name": "VI_1", "state": "MASTER"}]})
+        server = ControlServer(path, {"status": lambda: {"instances": [{"name": "VI_1", "state": "MASTER"}]}})
         await server.start()
         ok = await asyncio.to_thread(query, path)
         bad = await asyncio.to_thread(query, path, "reboot")

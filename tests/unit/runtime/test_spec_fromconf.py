@@ -8,7 +8,6 @@ from pathlib import Path
 
 from hacc.runtime.fromconf import daemon_spec
 from hacc.runtime.kaconf.loader import load_config
-from hacc.runtime.spec import diff_specs
 
 CONF = """
 global_defs {
@@ -67,10 +66,12 @@ def _spec(tmp_path: Path, prio: int = 150):  # type: ignore[no-untyped-def]
 
 def test_instance_spec_from_keepalived_conf(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
-    vi = spec.instances["VI_1"]
+    vi = spec.instance("VI_1")
+    assert vi is not None and vi.key == ("eth0", 51, 4)
     assert vi.vrrp.vrid == 51 and vi.vrrp.priority == 150 and vi.vrrp.version == 2
     assert vi.vrrp.auth_type == "PASS" and vi.vrrp.auth_pass == "secret"
-    assert vi.vrrp.vips == ("192.0.2.100/24", "192.0.2.101/32")
+    assert vi.vrrp.vips == ("192.0.2.100/24 dev eth0 label eth0:1", "192.0.2.101/32 dev eth0")
+    assert vi.vrrp.vip_addresses == ("192.0.2.100", "192.0.2.101")
     assert [(str(v.address), v.prefixlen, v.ifname, v.label) for v in vi.vips] == [
         ("192.0.2.100", 24, "eth0", "eth0:1"),
         ("192.0.2.101", 32, "eth0", None),
@@ -80,25 +81,26 @@ def test_instance_spec_from_keepalived_conf(tmp_path: Path) -> None:
     assert str(vi.unicast_src_ip) == "192.0.2.11" and vi.vrrp.primary_ip == "192.0.2.11"
     assert [str(p) for p in vi.unicast_peers] == ["192.0.2.12"]
     assert vi.notify.generic == "/bin/n x" and vi.smtp_alert
-    assert spec.scripts["chk"].fall == 3 and spec.scripts["chk"].rise == 2
+    chk = spec.script("chk")
+    assert chk is not None and chk.fall == 3 and chk.rise == 2
+    assert spec.tracked_scripts == (chk,)
     assert spec.smtp is not None and spec.smtp.port == 2525 and spec.smtp.recipients == ("ops@example.com",)
-    v2 = spec.instances["VI_2"]
-    assert v2.vrrp.version == 3 and v2.vrrp.advert_int == 0.1 and not v2.smtp_alert
+    v2 = spec.instance("VI_2")
+    assert v2 is not None and v2.vrrp.version == 3 and v2.vrrp.advert_int == 0.1 and not v2.smtp_alert
 
 
-def test_diff_specs_per_instance(tmp_path: Path) -> None:
-    old, same, new = _spec(tmp_path, 150), _spec(tmp_path, 150), _spec(tmp_path, 120)
-    d = diff_specs(old, same)
-    assert d.unchanged == ("VI_1", "VI_2") and not (d.added or d.removed or d.changed)
-    d = diff_specs(old, new)
-    assert d.changed == ("VI_1",) and d.unchanged == ("VI_2",)
-    fewer = type(old)(old.router_id, {"VI_2": old.instances["VI_2"]}, old.scripts, old.smtp)
-    d = diff_specs(fewer, old)
-    assert d.added == ("VI_1",) and d.unchanged == ("VI_2",)
-    changed_script = type(old)(
-        old.router_id, old.instances, {"chk": type(old.scripts["chk"])("chk", "/bin/true")}, old.smtp
-    )
-    assert diff_specs(old, changed_script).changed == ("VI_1",)
+def test_spec_is_immutable_and_compares_by_value(tmp_path: Path) -> None:
+    a, b = _spec(tmp_path, 150), _spec(tmp_path, 150)
+    assert a == b and hash(a) == hash(b)  # hashable: tuples all the way down, no dicts
+
+
+def test_duplicate_vrid_on_one_interface_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "dup.conf"
+    path.write_text((CONF % {"prio": 100}).replace("virtual_router_id 52", "virtual_router_id 51"))
+    conv = daemon_spec(load_config(path).config)
+    assert len(conv.errors) == 1
+    assert "vrrp_instance VI_2: VRID 51 on eth0 is already used by vrrp_instance VI_1" in conv.errors[0]
+    assert [i.name for i in conv.spec.instances] == ["VI_1"]
 
 
 def test_runtime_cli_import_does_not_import_pyroute2() -> None:

@@ -1,0 +1,98 @@
+"""Path -> desired state, or the reasons there is none: the validate step of start-up and reload.
+
+`load_node(path)` reads keepalived.conf and every file it includes, checks it (reader diagnostics,
+then the spec conversion), and returns a `Loaded` value: a spec when the whole config is usable,
+otherwise the errors. Nothing here touches the kernel, so a reload can reject a config before
+anything changes.
+
+The revision of a config is the digest of the bytes the reader actually read (recorded while
+reading, not re-read afterwards, so an edit landing mid-read cannot be mislabelled), plus the git
+commit when the directory is in a work tree. Equal digests mean "nothing to do": events for files
+the config does not include never cause a reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from hacc.runtime.fromconf import daemon_spec
+from hacc.runtime.kaconf.lexer import decode_config_bytes
+from hacc.runtime.kaconf.loader import load_config
+from hacc.runtime.spec import DaemonSpec
+
+GIT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    digest: str  # sha256 of the files read, first 12 hex digits
+    commit: str | None = None  # git HEAD (12 hex digits) of the config's work tree, if any
+    files: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.digest}@{self.commit}" if self.commit else self.digest
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    revision: Revision
+    spec: DaemonSpec | None
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None
+
+
+def load_node(path: Path) -> Loaded:
+    """Read and validate the config at `path` (blocking: call it from a thread in the daemon)."""
+    read: dict[str, bytes] = {}
+
+    def recording_reader(file: Path) -> str:
+        data = file.read_bytes()
+        read[str(file)] = data
+        return decode_config_bytes(data)
+
+    result = load_config(path, read=recording_reader)
+    revision = Revision(_digest(read), git_commit(path.parent), tuple(result.config.files))
+    warnings = [str(d) for d in result.warnings]
+    errors = [str(d) for d in result.errors]
+    if errors:
+        return Loaded(revision, None, tuple(errors), tuple(warnings))
+    conversion = daemon_spec(result.config)
+    warnings += conversion.warnings
+    errors += conversion.errors
+    if errors:
+        return Loaded(revision, None, tuple(errors), tuple(warnings))
+    return Loaded(revision, conversion.spec, (), tuple(warnings))
+
+
+def _digest(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + len(files[name]).to_bytes(8, "big") + files[name])
+    return h.hexdigest()[:12]
+
+
+def git_commit(directory: Path) -> str | None:
+    """HEAD of the git work tree holding `directory`, or None (not a work tree, no git)."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        out = subprocess.run(
+            [git, "-C", str(directory), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None

@@ -1,0 +1,151 @@
+"""The `hacc run` process: signals, reload triggers, the status socket, and never dying with a VIP.
+
+Signals (every one a service manager or an operator sends):
+- SIGHUP: reload (as `systemctl reload` and every keepalived habit expect);
+- SIGTERM, SIGINT, SIGQUIT: resign (priority-0 advert from each Master), remove VIPs, exit 0;
+- SIGUSR1, SIGUSR2: log a status dump (keepalived writes its data/stats files on these); never fatal.
+
+An unexpected exception anywhere in the event loop (a callback, a task, a reload) is a bug, and a
+daemon in an unknown state must not keep answering for a VIP: it resigns and removes its VIPs like
+a SIGTERM, then exits 1 so the service manager restarts it. Should even the orderly stop fail, the
+VIPs it held are removed from a fresh netlink socket as a last resort (release_vips).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from hacc.runtime.control import ControlServer
+from hacc.runtime.daemon import Daemon, DaemonError
+from hacc.runtime.load import Loaded
+from hacc.runtime.net.addresses import Vip
+from hacc.runtime.net.errors import NetError
+from hacc.runtime.reload import ConfigWatcher, Reloader
+
+log = logging.getLogger("hacc.daemon")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+DUMP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+STOP_TIMEOUT = 10.0
+# set to 1 in tests only: the status socket then accepts {"cmd": "fault"}, which raises in the loop
+FAULT_INJECTION_ENV = "HACC_FAULT_INJECTION"
+
+
+class Service:
+    def __init__(self, config_path: Path, control_path: Path | None, *, watch: bool = True) -> None:
+        self.config_path = config_path
+        self.control_path = control_path
+        self.watch = watch
+        self.daemon = Daemon()
+        self.crash: BaseException | None = None
+        self._stopping = asyncio.Event()
+        self.reloader = Reloader(config_path, self.daemon.reload, self._crashed)
+        self.watcher = ConfigWatcher(self.reloader)
+        self._control: ControlServer | None = None
+
+    def _crashed(self, exc: BaseException) -> None:
+        if self.crash is None:
+            self.crash = exc
+            log.critical("unexpected error: %r; resigning and removing VIPs", exc, exc_info=exc)
+        self._stopping.set()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        self._crashed(exc if isinstance(exc, BaseException) else RuntimeError(str(context.get("message"))))
+
+    def _dump(self, signum: int) -> None:
+        log.info("%s: status %s", signal.Signals(signum).name, json.dumps(self.daemon.status(), sort_keys=True))
+
+    def _stop_signal(self, signum: int) -> None:
+        log.info("%s received: resigning (priority 0) and removing VIPs", signal.Signals(signum).name)
+        self._stopping.set()
+
+    def _handlers(self) -> dict[str, Any]:
+        handlers: dict[str, Any] = {"status": self.daemon.status, "reload": self._reload_command}
+        if os.environ.get(FAULT_INJECTION_ENV) == "1":
+            handlers["fault"] = self._inject_fault
+        return handlers
+
+    def _reload_command(self) -> dict[str, Any]:
+        self.reloader.request("control socket")
+        return {"requested": True}
+
+    def _inject_fault(self) -> dict[str, Any]:
+        def boom() -> None:
+            raise RuntimeError("injected fault (HACC_FAULT_INJECTION)")
+
+        asyncio.get_running_loop().call_soon(boom)
+        return {"injected": True}
+
+    async def run(self, initial: Loaded) -> int:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_exception)
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._stop_signal, sig)
+        for sig in DUMP_SIGNALS:
+            loop.add_signal_handler(sig, self._dump, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reloader.request, "SIGHUP")
+        try:
+            await self.daemon.start(initial)
+        except (DaemonError, NetError, OSError) as exc:
+            log.error("%s", exc)
+            await self._stop()
+            return EXIT_FAILED
+        self.reloader.files = initial.revision.files
+        if self.watch:
+            self.watcher.start(initial.revision.files)
+        if self.control_path is not None:
+            self._control = ControlServer(self.control_path, self._handlers())
+            await self._control.start()
+        await self._stopping.wait()
+        await self._stop()
+        return EXIT_FAILED if self.crash is not None else EXIT_OK
+
+    async def _stop(self) -> None:
+        await self.watcher.stop()
+        held = self.daemon.held_vips()
+        try:
+            await asyncio.wait_for(self.daemon.stop(), STOP_TIMEOUT)
+        except Exception as exc:
+            log.critical("orderly stop failed (%r): removing VIPs directly", exc)
+            await asyncio.to_thread(release_vips, held)
+        if self._control is not None:
+            await self._control.stop()
+
+
+def release_vips(vips: tuple[Vip, ...]) -> int:
+    """Last resort, outside the daemon's netlink socket: delete these VIPs; returns how many went."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    removed = 0
+    with IPRoute() as ipr:
+        for vip in vips:
+            try:
+                index = ipr.link_lookup(ifname=vip.ifname)
+                if index:
+                    ipr.addr("del", index=index[0], address=str(vip.address), prefixlen=vip.prefixlen)
+                    removed += 1
+            except NetlinkError as exc:
+                log.error("removing %s: %s", vip, exc)
+    return removed
+
+
+async def serve(config_path: Path, control_path: Path | None, initial: Loaded, *, watch: bool = True) -> int:
+    service = Service(config_path, control_path, watch=watch)
+    try:
+        return await service.run(initial)
+    except BaseException:
+        # escaped everything above (a bug in the shutdown path itself): still never exit holding a VIP
+        held = service.daemon.held_vips()
+        if held:
+            await asyncio.to_thread(release_vips, held)
+        raise
