@@ -149,12 +149,20 @@ _CHECKER_COMMON: dict[str, Handler] = {
 }
 _CHECKER_UNSUPPORTED = frozenset({"bind_if", "fwmark", "log_all_failures", "fast_recovery"})
 
+
+def _sni_name(r: Reader, node: Node, fields: Fields) -> None:
+    # keepalived: `sni_name NAME` also turns SNI on
+    set_str("sni_name")(r, node, fields)
+    fields["enable_sni"] = True
+
+
 _HTTP_HANDLERS: dict[str, Handler] = {
     **_CHECKER_COMMON,
     "url": _url,
     "virtualhost": set_str("virtualhost"),
-    "http_protocol": set_str("http_protocol"),
-    "enable_sni": set_flag("enable_sni"),
+    "http_protocol": set_choice("http_protocol", ("1.0", "1.0C", "1.1")),
+    "enable_sni": set_bool("enable_sni"),
+    "sni_name": _sni_name,
 }
 
 
@@ -190,8 +198,10 @@ def _checker(r: Reader, node: Node, inherited: Fields) -> Checker:
     cls, handlers = _CHECKER_CLASSES[kind]
     values: Fields = {}
     r.dispatch(kind, r.block(node), handlers, values, _CHECKER_UNSUPPORTED)
-    if kind == "HTTP_GET" and values.pop("enable_sni", False):
-        r.sink.warning(node.loc, "enable_sni applies to SSL_GET only; ignored for HTTP_GET")
+    if kind == "HTTP_GET":
+        sni_name = values.pop("sni_name", None)
+        if values.pop("enable_sni", False) or sni_name is not None:
+            r.sink.warning(node.loc, "enable_sni/sni_name apply to SSL_GET only; ignored for HTTP_GET")
     defaults: Fields = {
         # keepalived: HTTP_GET/SSL_GET wait 3 s before a retry, other checkers 1 s; MISC_CHECK retries 0 times.
         "delay_before_retry": 3.0 if kind in ("HTTP_GET", "SSL_GET") else 1.0,

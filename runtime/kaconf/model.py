@@ -210,8 +210,9 @@ class HttpCheck(CheckerBase):
 
     urls: tuple[UrlCheck, ...] = ()
     virtualhost: str | None = None
-    http_protocol: str | None = None
+    http_protocol: str | None = None  # "1.0" (None: keepalived's default), "1.0C" or "1.1"
     enable_sni: bool = False
+    sni_name: str | None = None  # None: the url's, else the checker's virtualhost (keepalived)
 
 
 @dataclass(frozen=True, kw_only=True)
