@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Loc
 from .loader import SourceMap
+from .lvs_plan import KEEPALIVED_QUORUM, VirtualServerPlan, resolve_virtual_servers
 from .model import Service, Site, VirtualServer
 from .resolve import (
     all_vips,
@@ -21,7 +22,6 @@ from .resolve import (
     settings,
     vip_interface,
     vip_loc,
-    virtual_server_ip,
 )
 
 MAX_LABEL = 15  # IFNAMSIZ - 1: the kernel rejects longer labels
@@ -45,6 +45,7 @@ class _Checker:
         self.smap = smap
         self.secrets = secrets
         self.result = CheckResult()
+        self.lvs: dict[str, tuple[VirtualServerPlan, ...]] = {}  # service -> its resolved virtual servers
 
     def error(self, loc: Loc, message: str, service: str | None = None) -> None:
         self.result.diagnostics.append(self.smap.diagnostic(loc, message))
@@ -111,8 +112,9 @@ class _Checker:
         if len(self.result.errors) == before:
             # interface resolution needs valid node names; skip it when they are broken
             self.check_interfaces(name, service)
-        for i, vs in enumerate(service.virtual_servers):
-            self.check_virtual_server((*loc, "virtual_servers", i), name, service, vs)
+        self.lvs[name] = resolve_virtual_servers(name, service)
+        for i, (vs, plan) in enumerate(zip(service.virtual_servers, self.lvs[name], strict=True)):
+            self.check_virtual_server((*loc, "virtual_servers", i), name, service, vs, plan)
         if len(self.result.errors) != before:
             self.result.broken_services.add(name)
 
@@ -264,55 +266,73 @@ class _Checker:
                 f"the nodes are on different subnets for this service ({detail}); VRRP peers must share one L2 segment",
             )
 
-    def check_virtual_server(self, loc: Loc, name: str, service: Service, vs: VirtualServer) -> None:
+    def check_virtual_server(
+        self, loc: Loc, name: str, service: Service, vs: VirtualServer, plan: VirtualServerPlan
+    ) -> None:
+        """`vs` as written (for what the plan drops), `plan` as it runs (for everything else)."""
         vip_addrs = [str(vip_interface(v).ip) for v in all_vips(service)]
-        ip = virtual_server_ip(service, vs)
-        if ip is not None and ip not in vip_addrs:
+        if plan.ip is not None and plan.ip not in vip_addrs:
             self.error(
                 (*loc, "ip"),
-                f"virtual server IP {ip} is not one of the VIPs of service {name!r} ({', '.join(vip_addrs)})",
+                f"virtual server IP {plan.ip} is not one of the VIPs of service {name!r} ({', '.join(vip_addrs)})",
             )
-        seen: dict[tuple[str, int | None], int] = {}
-        total_weight = 0
-        for i, rs in enumerate(vs.real_servers):
-            port = rs.port if rs.port is not None else vs.port
-            key = (rs.address, port)
-            if key in seen:
+        seen: dict[str, int] = {}
+        for i, (rs, rsp) in enumerate(zip(vs.real_servers, plan.real_servers, strict=True)):
+            rloc: Loc = (*loc, "real_servers", i)
+            if rsp.endpoint in seen:
                 self.error(
-                    (*loc, "real_servers", i),
-                    f"real server {rs.address}:{port} is listed twice (first at real_servers[{seen[key]}])",
+                    rloc, f"real server {rsp.endpoint} is listed twice (first at real_servers[{seen[rsp.endpoint]}])"
                 )
-            seen.setdefault(key, i)
-            total_weight += rs.weight
+            seen.setdefault(rsp.endpoint, i)
             if vs.fwmark is not None and rs.port is not None:
                 self.error(
-                    (*loc, "real_servers", i, "port"),
+                    (*rloc, "port"),
                     "a fwmark virtual server forwards every port it marks: omit the real server's port "
                     "(keepalived ignores it); give the health check its port instead",
                 )
-            if vs.fwmark is not None and rs.check is not None and rs.check.misc is None:
-                check_port = rs.check.tcp.port if rs.check.tcp is not None else rs.check.port
-                if check_port is None:
-                    where = (*loc, "real_servers", i, "check") + (("tcp",) if rs.check.tcp is not None else ())
+            check, checker = rs.check, rsp.checker
+            if check is not None and checker is not None:
+                if checker.misc is None and checker.port is None:
                     self.error(
-                        where,
-                        f"real server {rs.address} of fwmark {vs.fwmark} has no port: its "
-                        f"{rs.check.kind} check needs one ('port')",
+                        (*rloc, "check") + (("tcp",) if check.tcp is not None else ()),
+                        f"real server {rs.address} of fwmark {vs.fwmark} has no port: its {check.kind} check needs "
+                        "one ('port')",
                     )
-            if vs.lb_kind in ("DR", "TUN") and vs.port is not None and rs.port not in (None, vs.port):
-                self.error(
-                    (*loc, "real_servers", i, "port"),
-                    f"lb_kind {vs.lb_kind} cannot change the port: real server port {rs.port} must equal "
-                    f"the virtual server port {vs.port} (use NAT to remap)",
-                )
+                if check.port is not None and checker.url is None:
+                    hint = "give a tcp check its port as tcp.port" if check.tcp is not None else "a misc check has none"
+                    self.error(
+                        (*rloc, "check", "port"), f"'port' is the connect_port of http_get and ssl_get checks: {hint}"
+                    )
+                if check.connect_timeout is not None and checker.connect_timeout is None:
+                    self.error(
+                        (*rloc, "check", "connect_timeout"),
+                        "a misc check has no connect_timeout (keepalived rejects it there): bound it with misc.timeout",
+                    )
+            self.check_dr_port(plan, rsp.lb_kind, "real server", rsp.port, (*rloc, "port"))
             if rs.address in vip_addrs:
-                self.error((*loc, "real_servers", i, "address"), f"real server {rs.address} is a VIP")
-        if vs.quorum is not None and vs.quorum > total_weight:
-            self.error((*loc, "quorum"), f"quorum {vs.quorum} exceeds the real servers' total weight {total_weight}")
-        if vs.hysteresis is not None and vs.quorum is not None and vs.hysteresis >= vs.quorum:
-            self.error((*loc, "hysteresis"), "hysteresis must be below quorum")
-        if vs.hysteresis is not None and vs.quorum is None:
-            self.warn((*loc, "hysteresis"), "hysteresis has no effect without quorum")
+                self.error((*rloc, "address"), f"real server {rs.address} is a VIP")
+        sorry = plan.sorry_server
+        if sorry is not None:
+            # keepalived forwards to the sorry server with the virtual server's lb_kind (sorry_server_lvs_method)
+            self.check_dr_port(plan, plan.lb_kind, "sorry server", sorry.port, (*loc, "sorry_server"))
+            if sorry.address in vip_addrs:
+                self.error((*loc, "sorry_server"), f"sorry server {sorry.address} is a VIP")
+        total_weight = sum(rsp.weight for rsp in plan.real_servers)
+        # keepalived's quorum 1 over weights that are all 0 is how a virtual server is drained: no error
+        if plan.write_quorum and plan.quorum > total_weight:
+            self.error((*loc, "quorum"), f"quorum {plan.quorum} exceeds the real servers' total weight {total_weight}")
+        if plan.hysteresis >= plan.quorum:
+            unset = "" if plan.write_quorum else f" ({KEEPALIVED_QUORUM}, keepalived's default: set quorum)"
+            self.error((*loc, "hysteresis"), f"hysteresis must be below quorum{unset}")
+
+    def check_dr_port(self, plan: VirtualServerPlan, lb_kind: str, what: str, port: int | None, loc: Loc) -> None:
+        """DR and TUN forward the packet unchanged: the server must listen on the virtual server's port."""
+        if lb_kind in ("DR", "TUN") and plan.port is not None and port not in (None, plan.port):
+            self.error(
+                loc,
+                f"lb_kind {lb_kind} cannot change the port: {what} port {port} must equal "
+                f"the virtual server port {plan.port} (use NAT to remap)",
+            )
 
     # --- across services ----------------------------------------------------------------------------
 
@@ -329,21 +349,14 @@ class _Checker:
                         seen[ip] = f"service {name!r}"
 
     def check_duplicate_virtual_servers(self) -> None:
-        seen: dict[tuple[str, ...], str] = {}
-        for name, service in self.site.services.items():
-            for i, vs in enumerate(service.virtual_servers):
-                if vs.fwmark is not None:
-                    key: tuple[str, ...] = ("fwmark", str(vs.fwmark), vs.protocol)
-                    what = f"fwmark {vs.fwmark}"
-                else:
-                    ip = virtual_server_ip(service, vs) or ""
-                    key = (ip, str(vs.port), vs.protocol)
-                    what = f"{ip}:{vs.port}/{vs.protocol}"
+        seen: dict[str, str] = {}
+        for name, plans in self.lvs.items():
+            for i, plan in enumerate(plans):
                 loc: Loc = ("services", name, "virtual_servers", i)
-                if key in seen:
-                    self.error(loc, f"virtual server {what} is also defined at {seen[key]}", name)
+                if plan.key in seen:
+                    self.error(loc, f"virtual server {plan.key} is also defined at {seen[plan.key]}", name)
                 else:
-                    seen[key] = f"services.{name}.virtual_servers[{i}]"
+                    seen[plan.key] = f"services.{name}.virtual_servers[{i}]"
 
 
 def check_site(site: Site, smap: SourceMap, secrets: Mapping[str, str] | None = None) -> CheckResult:

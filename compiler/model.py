@@ -267,6 +267,11 @@ class HttpGet(StrictModel):
         return self
 
 
+LbAlgo = Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"]
+LbKind = Literal["DR", "NAT", "TUN"]
+LvsProtocol = Literal["TCP", "UDP"]
+
+
 class TcpCheck(StrictModel):
     port: Port | None = Field(None, description="connect_port (default: the real server's port)")
 
@@ -324,10 +329,10 @@ class VirtualServer(StrictModel):
     ip: IPv4 | None = Field(None, description="default: the service's first VIP")
     port: Port | None = None
     fwmark: int | None = Field(None, ge=1, le=2**32 - 1)
-    protocol: Literal["TCP", "UDP"] = "TCP"
+    protocol: LvsProtocol = "TCP"
     delay_loop: int = Field(6, ge=1, le=3600)
-    lb_algo: Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"] = "wlc"
-    lb_kind: Literal["DR", "NAT", "TUN"] = "DR"
+    lb_algo: LbAlgo = "wlc"
+    lb_kind: LbKind = "DR"
     persistence_timeout: int | None = Field(None, ge=1, le=2**31 - 1)
     quorum: int | None = Field(None, ge=1)
     hysteresis: int | None = Field(None, ge=0)

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .model import Auth, Check, Notification, Service, Site, VirtualServer
-from .resolve import Settings, instance_names, service_interface, settings, virtual_server_ip
+from .lvs_plan import VirtualServerPlan, resolve_virtual_servers
+from .model import Auth, Check, Notification, Service, Site
+from .resolve import Settings, instance_names, service_interface, settings
 
 
 @dataclass(frozen=True)
@@ -68,19 +69,12 @@ class ScriptPlan:
 
 
 @dataclass(frozen=True)
-class VirtualServerPlan:
-    service: str
-    ip: str | None
-    spec: VirtualServer
-
-
-@dataclass(frozen=True)
 class NodePlan:
     name: str
     router_id: str
     instances: tuple[NodeInstance, ...]
     scripts: tuple[ScriptPlan, ...]
-    virtual_servers: tuple[VirtualServerPlan, ...]
+    virtual_servers: tuple[VirtualServerPlan, ...]  # resolved once per service, shared by its nodes
 
 
 @dataclass(frozen=True)
@@ -176,17 +170,14 @@ def _node_instance(site: Site, inst: InstancePlan, member: Member) -> NodeInstan
 
 
 def plan_site(site: Site, source: str, instances: list[InstancePlan]) -> SitePlan:
+    lvs = {name: resolve_virtual_servers(name, site.services[name]) for name in {i.service for i in instances}}
     nodes = []
     for node_name in site.nodes:
         node = site.nodes[node_name]
         mine = [_node_instance(site, inst, m) for inst in instances for m in inst.members if m.node == node_name]
         tracked = sorted({c for ni in mine for c in ni.plan.track if site.checks[c].interface is None})
         services = sorted({ni.plan.service for ni in mine})
-        vservers = [
-            VirtualServerPlan(svc, virtual_server_ip(site.services[svc], vs), vs)
-            for svc in services
-            for vs in site.services[svc].virtual_servers
-        ]
+        vservers = [vs for svc in services for vs in lvs[svc]]
         nodes.append(
             NodePlan(
                 name=node_name,

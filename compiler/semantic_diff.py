@@ -11,6 +11,7 @@ Pure. Each change carries a risk label for the reviewer:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Literal
 
 from .failover import elect
 from .failover_table import MasterChange, failover_table, table_changes
-from .model import Check, RealServer, VirtualServer
+from .lvs_plan import CheckerPlan, RealServerPlan, VirtualServerPlan
+from .model import Check
 from .plan import InstancePlan, SitePlan
 
 Risk = Literal["hitless", "moves traffic", "disruptive"]
@@ -351,17 +353,14 @@ class _Differ:
             elif a is not None and b is not None:
                 self.virtual_server(scope, a[0], b[0], tuple(sorted(set(a[1]) | set(b[1]))))
 
-    def virtual_server(self, scope: str, a: VirtualServer, b: VirtualServer, nodes: tuple[str, ...]) -> None:
-        fields = sorted(
-            f
-            for f in type(b).model_fields
-            if f not in ("real_servers", "ip", "port", "fwmark", "protocol") and getattr(a, f) != getattr(b, f)
-        )
+    def virtual_server(self, scope: str, a: VirtualServerPlan, b: VirtualServerPlan, nodes: tuple[str, ...]) -> None:
+        fields = [f for f in _compared(b) if f not in _VS_IDENTITY and getattr(a, f) != getattr(b, f)]
         if fields:
             self.add(
                 scope,
                 nodes,
-                "virtual server changed: " + _fields(a, b, fields),
+                "virtual server changed: "
+                + ", ".join(f"{f} {_show(getattr(a, f))} -> {_show(getattr(b, f))}" for f in fields),
                 "hitless",
                 "IPVS applies it in place; VRRP untouched",
             )
@@ -378,27 +377,22 @@ class _Differ:
             self.add(scope, nodes, f"real server {key} removed", "hitless", "IPVS removes it; VRRP untouched")
         for key in sorted(set(old_rs) & set(new_rs)):
             x, y = old_rs[key], new_rs[key]
-            if x.weight != y.weight:
+            # lb_kind follows the virtual server's, reported above
+            for f in ("weight", "inhibit_on_failure"):
+                if getattr(x, f) != getattr(y, f):
+                    what = "re-weighted" if f == "weight" else f
+                    self.add(
+                        scope,
+                        nodes,
+                        f"real server {key} {what} {getattr(x, f)} -> {getattr(y, f)}",
+                        "hitless",
+                        "IPVS applies it in place",
+                    )
+            if x.checker != y.checker:
                 self.add(
                     scope,
                     nodes,
-                    f"real server {key} re-weighted {x.weight} -> {y.weight}",
-                    "hitless",
-                    "IPVS applies it in place",
-                )
-            if x.inhibit_on_failure != y.inhibit_on_failure:
-                self.add(
-                    scope,
-                    nodes,
-                    f"real server {key} inhibit_on_failure {x.inhibit_on_failure} -> {y.inhibit_on_failure}",
-                    "hitless",
-                    "IPVS applies it in place",
-                )
-            if x.check != y.check:
-                self.add(
-                    scope,
-                    nodes,
-                    f"real server {key} checker {_checker(x)} -> {_checker(y)}",
+                    f"real server {key} {_checker_change(x.checker, y.checker)}",
                     "hitless",
                     "the health checker restarts for this real server only",
                 )
@@ -412,26 +406,56 @@ def _auth(plan: SitePlan) -> str:
     return "none" if plan.auth is None else f"{plan.auth.type} ${plan.auth.secret}"
 
 
-def _checker(rs: RealServer) -> str:
-    if rs.check is None:
+# what names a virtual server (its scope) or is compared one by one
+_VS_IDENTITY = ("service", "ip", "port", "fwmark", "protocol", "real_servers")
+
+
+def _compared(plan: object) -> list[str]:
+    """A plan's fields that say what runs (not how the config spells it), in declaration order."""
+    return [f.name for f in dataclasses.fields(plan) if f.compare]  # type: ignore[arg-type]
+
+
+def _show(value: object) -> str:
+    return repr(value) if value is None or isinstance(value, str | int | bool) else str(value)
+
+
+def _checker_settings(c: CheckerPlan) -> dict[str, object]:
+    """A checker's compared settings, flattened ('url.path', 'misc.timeout'), unset ones left out."""
+    out: dict[str, object] = {}
+    for name in _compared(c):
+        value = getattr(c, name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{name}.{k}": getattr(value, k) for k in _compared(value)})
+        else:
+            out[name] = value
+    return {k: v for k, v in out.items() if v is not None and k != "kind"}
+
+
+def _describe(c: CheckerPlan | None) -> str:
+    if c is None:
         return "none"
-    return rs.check.kind + " " + rs.check.model_dump_json(exclude_none=True, exclude_defaults=True)
+    return " ".join([c.kind, *(f"{k} {v}" for k, v in _checker_settings(c).items())])
 
 
-def _virtual_servers(plan: SitePlan | None) -> dict[tuple[str, str], tuple[VirtualServer, tuple[str, ...]]]:
-    """(service, 'ip:port/proto' or 'fwmark N/proto') -> (spec, nodes carrying it)."""
-    found: dict[tuple[str, str], tuple[VirtualServer, set[str]]] = {}
+def _checker_change(x: CheckerPlan | None, y: CheckerPlan | None) -> str:
+    if x is None or y is None or x.kind != y.kind:
+        return f"checker {_describe(x)} -> {_describe(y)}"
+    a, b = _checker_settings(x), _checker_settings(y)
+    changed = [k for k in (*a, *(k for k in b if k not in a)) if a.get(k) != b.get(k)]
+    return f"{y.kind} checker: " + ", ".join(f"{k} {a.get(k)} -> {b.get(k)}" for k in changed)
+
+
+def _virtual_servers(plan: SitePlan | None) -> dict[tuple[str, str], tuple[VirtualServerPlan, tuple[str, ...]]]:
+    """(service, 'ip:port/proto' or 'fwmark N') -> (plan, nodes carrying it)."""
+    found: dict[tuple[str, str], tuple[VirtualServerPlan, set[str]]] = {}
     for node in plan.nodes if plan else ():
         for vs in node.virtual_servers:
-            spec = vs.spec
-            addr = f"fwmark {spec.fwmark}" if spec.fwmark is not None else f"{vs.ip}:{spec.port}"
-            entry = found.setdefault((vs.service, f"{addr}/{spec.protocol}"), (spec, set()))
-            entry[1].add(node.name)
-    return {k: (spec, tuple(sorted(nodes))) for k, (spec, nodes) in found.items()}
+            found.setdefault((vs.service, vs.key), (vs, set()))[1].add(node.name)
+    return {k: (vs, tuple(sorted(nodes))) for k, (vs, nodes) in found.items()}
 
 
-def _real_servers(vs: VirtualServer) -> dict[str, RealServer]:
-    return {f"{rs.address}:{rs.port or vs.port}": rs for rs in vs.real_servers}
+def _real_servers(vs: VirtualServerPlan) -> dict[str, RealServerPlan]:
+    return {rs.endpoint: rs for rs in vs.real_servers}
 
 
 def semantic_diff(old: SitePlan | None, new: SitePlan) -> SemanticDiff:

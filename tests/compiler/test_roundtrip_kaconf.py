@@ -105,43 +105,43 @@ def actual_instances(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def expected_virtual_servers(node: NodePlan) -> list[dict[str, Any]]:
+    """The node's LVS as planned: the resolved values, which the reader must find after its own defaults."""
     out = []
-    for vsp in node.virtual_servers:
-        vs = vsp.spec
+    for vs in node.virtual_servers:
         reals = []
         for rs in vs.real_servers:
-            check = rs.check
+            c = rs.checker
             checker: dict[str, Any] | None = None
-            if check is not None:
-                kind = {"http_get": "HTTP_GET", "ssl_get": "SSL_GET", "tcp": "TCP_CHECK", "misc": "MISC_CHECK"}
-                checker = {"kind": kind[check.kind]}
-                if check.connect_timeout is not None and check.misc is None:
-                    checker["connect_timeout"] = float(check.connect_timeout)
-                if check.retry is not None:
-                    checker["retry"] = check.retry
-                if check.delay_before_retry is not None:
-                    checker["delay_before_retry"] = float(check.delay_before_retry)
-                http = check.http_get or check.ssl_get
-                if http is not None:
-                    checker["urls"] = [(http.path, http.digest, [[http.status_code, http.status_code]])]
-                if check.tcp is not None and check.tcp.port is not None:
-                    checker["connect_port"] = check.tcp.port
-                if check.misc is not None:
-                    checker["misc_path"] = check.misc.path
-                    checker["misc_timeout"] = float(check.misc.timeout) if check.misc.timeout else None
-            reals.append((rs.address, rs.port or vs.port, rs.weight, rs.inhibit_on_failure, checker))
+            if c is not None:
+                checker = {"kind": c.kind, "port": c.port}
+                if c.connect_timeout is not None:
+                    checker["connect_timeout"] = float(c.connect_timeout)
+                if c.retry is not None:
+                    checker["retry"] = c.retry
+                if c.delay_before_retry is not None:
+                    checker["delay_before_retry"] = float(c.delay_before_retry)
+                if c.url is not None:
+                    codes = [[c.url.status_code, c.url.status_code]] if c.url.status_code is not None else [[200, 299]]
+                    checker["urls"] = [(c.url.path, c.url.digest, codes)]
+                    checker["virtualhost"] = c.virtualhost
+                if c.misc is not None:
+                    checker["misc_path"] = c.misc.path
+                    checker["misc_timeout"] = float(c.misc.timeout) if c.misc.timeout is not None else None
+                    checker["misc_dynamic"] = c.misc.dynamic
+                    checker["user"] = c.misc.user
+            reals.append((rs.address, rs.port, rs.weight, rs.lb_kind, rs.inhibit_on_failure, checker))
         out.append(
             {
-                "address": vsp.ip,
+                "address": vs.ip,
                 "port": vs.port,
                 "fwmark": vs.fwmark,
-                "protocol": vs.protocol,
+                "protocol": vs.protocol or "TCP",  # the reader's default for a fwmark, which has none
                 "delay_loop": float(vs.delay_loop),
                 "lb_algo": vs.lb_algo,
                 "lb_kind": vs.lb_kind,
                 "persistence_timeout": vs.persistence_timeout,
-                "quorum": vs.quorum or 1,
-                "hysteresis": vs.hysteresis or 0,
+                "quorum": vs.quorum,
+                "hysteresis": vs.hysteresis,
                 "sorry_server": (vs.sorry_server.address, vs.sorry_server.port) if vs.sorry_server else None,
                 "real_servers": reals,
             }
@@ -157,11 +157,13 @@ def actual_virtual_servers(cfg: dict[str, Any], expected: list[dict[str, Any]]) 
             checker = None
             if rs["checkers"]:
                 c = rs["checkers"][0]
-                want = exp_rs[4] or {}
-                checker = {k: c[k] for k in want if k != "urls"}
+                want = exp_rs[5] or {}
+                checker = {k: c[k] for k in want if k not in ("urls", "port")}
+                # keepalived connects to the real server's port unless connect_port names another
+                checker["port"] = None if c["kind"] == "MISC_CHECK" else c["connect_port"] or rs["port"]
                 if "urls" in want:
                     checker["urls"] = [(u["path"], u["digest"], [list(r) for r in u["status_code"]]) for u in c["urls"]]
-            reals.append((rs["address"], rs["port"], rs["weight"], rs["inhibit_on_failure"], checker))
+            reals.append((rs["address"], rs["port"], rs["weight"], rs["lb_kind"], rs["inhibit_on_failure"], checker))
         sorry = vs["sorry_server"]
         out.append(
             {

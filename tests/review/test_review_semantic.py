@@ -140,7 +140,7 @@ def test_lvs_changes() -> None:
         (scope80, "real server 192.0.2.21:80 re-weighted 2 -> 5", "hitless"),
         (
             scope80,
-            'real server 192.0.2.21:80 checker tcp {"tcp":{}} -> http_get {"http_get":{"path":"/ok"}}',
+            'real server 192.0.2.21:80 checker TCP_CHECK port 80 -> HTTP_GET port 80 url.path /ok url.status_code 200',
             "hitless",
         ),
     ]
