@@ -1,4 +1,4 @@
-"""The pure pipeline: load -> check -> allocate VRIDs -> plan -> render. Only writer.py touches disk."""
+"""The pure pipeline: load -> resolve LVS -> check -> allocate VRIDs -> plan -> render. Only writer.py touches disk."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from .checks import check_site
 from .errors import Diagnostic, SiteError
 from .loader import SourceMap, load_file
+from .lvs_plan import resolve_lvs
 from .model import Site
 from .plan import SitePlan, plan_instances, plan_site
 from .render import render_site
@@ -49,7 +50,8 @@ def compile_site(
     secrets: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Everything `hacc build` does except reading and writing files."""
-    result = check_site(site, smap, secrets)
+    lvs = resolve_lvs(site)
+    result = check_site(site, smap, lvs, secrets)
     diags = list(result.diagnostics)
     alloc = allocate(_requests(site, smap, result.broken_services), lock, smap)
     diags += alloc.diagnostics
@@ -58,7 +60,7 @@ def compile_site(
     errors = [d for d in diags if d.severity == "error"]
     if errors:
         raise SiteError(sorted(set(diags)))
-    plan = plan_site(site, source, instances)
+    plan = plan_site(site, source, instances, lvs)
     lock_text = render_lock(alloc.vrids)
     return BuildResult(
         site=site,

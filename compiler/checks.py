@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Loc
 from .loader import SourceMap
-from .lvs_plan import KEEPALIVED_QUORUM, VirtualServerPlan, resolve_virtual_servers
+from .lvs_plan import KEEPALIVED_QUORUM, LvsPlans, VirtualServerPlan
 from .model import Service, Site, VirtualServer
 from .resolve import (
     all_vips,
@@ -40,12 +40,12 @@ class CheckResult:
 
 
 class _Checker:
-    def __init__(self, site: Site, smap: SourceMap, secrets: Mapping[str, str] | None) -> None:
+    def __init__(self, site: Site, smap: SourceMap, lvs: LvsPlans, secrets: Mapping[str, str] | None) -> None:
         self.site = site
         self.smap = smap
+        self.lvs = lvs
         self.secrets = secrets
         self.result = CheckResult()
-        self.lvs: dict[str, tuple[VirtualServerPlan, ...]] = {}  # service -> its resolved virtual servers
 
     def error(self, loc: Loc, message: str, service: str | None = None) -> None:
         self.result.diagnostics.append(self.smap.diagnostic(loc, message))
@@ -112,7 +112,6 @@ class _Checker:
         if len(self.result.errors) == before:
             # interface resolution needs valid node names; skip it when they are broken
             self.check_interfaces(name, service)
-        self.lvs[name] = resolve_virtual_servers(name, service)
         for i, (vs, plan) in enumerate(zip(service.virtual_servers, self.lvs[name], strict=True)):
             self.check_virtual_server((*loc, "virtual_servers", i), name, service, vs, plan)
         if len(self.result.errors) != before:
@@ -359,6 +358,7 @@ class _Checker:
                     seen[plan.key] = f"services.{name}.virtual_servers[{i}]"
 
 
-def check_site(site: Site, smap: SourceMap, secrets: Mapping[str, str] | None = None) -> CheckResult:
-    """Run every site-level check. `secrets` (name -> value), when given, is checked too."""
-    return _Checker(site, smap, secrets).run()
+def check_site(site: Site, smap: SourceMap, lvs: LvsPlans, secrets: Mapping[str, str] | None = None) -> CheckResult:
+    """Run every site-level check on the site and its resolved LVS (`lvs_plan.resolve_lvs`). `secrets`
+    (name -> value), when given, is checked too."""
+    return _Checker(site, smap, lvs, secrets).run()

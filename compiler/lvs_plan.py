@@ -15,11 +15,12 @@ plan equality, which the semantic diff relies on, is about what runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .model import HealthCheck, LbAlgo, LbKind, LvsProtocol, RealServer, Service, VirtualServer
-from .resolve import virtual_server_ip
+from .model import HealthCheck, LbAlgo, LbKind, LvsProtocol, RealServer, Service, Site, VirtualServer
+from .resolve import all_vips, vip_interface
 
 CheckKind = Literal["HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK"]
 CHECK_KINDS: dict[str, CheckKind] = {
@@ -120,6 +121,16 @@ class VirtualServerPlan:
         return self.address if self.protocol is None else f"{self.address}/{self.protocol}"
 
 
+def virtual_server_ip(service: Service, vs: VirtualServer) -> str | None:
+    """The address a virtual server listens on: its own `ip`, else the service's first VIP; None for fwmark."""
+    if vs.fwmark is not None:
+        return None
+    if vs.ip is not None:
+        return vs.ip
+    vips = all_vips(service)
+    return str(vip_interface(vips[0]).ip) if vips else None
+
+
 def resolve_checker(check: HealthCheck, real_server_port: int | None) -> CheckerPlan:
     kind = CHECK_KINDS[check.kind]
     http = check.http_get or check.ssl_get
@@ -178,5 +189,12 @@ def resolve_virtual_server(service_name: str, service: Service, vs: VirtualServe
     )
 
 
-def resolve_virtual_servers(service_name: str, service: Service) -> tuple[VirtualServerPlan, ...]:
-    return tuple(resolve_virtual_server(service_name, service, vs) for vs in service.virtual_servers)
+LvsPlans = Mapping[str, tuple[VirtualServerPlan, ...]]  # service name -> its virtual servers, in site order
+
+
+def resolve_lvs(site: Site) -> LvsPlans:
+    """Every service's virtual servers, resolved once per build: the checks and the planner share them."""
+    return {
+        name: tuple(resolve_virtual_server(name, service, vs) for vs in service.virtual_servers)
+        for name, service in site.services.items()
+    }

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .lvs_plan import VirtualServerPlan, resolve_virtual_servers
+from .lvs_plan import LvsPlans, VirtualServerPlan
 from .model import Auth, Check, Notification, Service, Site
 from .resolve import Settings, instance_names, service_interface, settings
 
@@ -169,8 +169,7 @@ def _node_instance(site: Site, inst: InstancePlan, member: Member) -> NodeInstan
     return NodeInstance(inst, member, state, vips, peers, scripts, ifaces)
 
 
-def plan_site(site: Site, source: str, instances: list[InstancePlan]) -> SitePlan:
-    lvs = {name: resolve_virtual_servers(name, site.services[name]) for name in {i.service for i in instances}}
+def plan_site(site: Site, source: str, instances: list[InstancePlan], lvs: LvsPlans) -> SitePlan:
     nodes = []
     for node_name in site.nodes:
         node = site.nodes[node_name]

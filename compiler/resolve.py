@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from .model import Service, Site, VipSpec, VirtualServer
+from .model import Service, Site, VipSpec
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,6 @@ def vip_interface(vip: VipSpec) -> ipaddress.IPv4Interface:
 
 def all_vips(service: Service) -> list[VipSpec]:
     return [vip for vip_set in service.vips for vip in vip_set]
-
-
-def virtual_server_ip(service: Service, vs: VirtualServer) -> str | None:
-    """The address a virtual server listens on: its own `ip`, else the service's first VIP; None for fwmark."""
-    if vs.fwmark is not None:
-        return None
-    if vs.ip is not None:
-        return vs.ip
-    vips = all_vips(service)
-    return str(vip_interface(vips[0]).ip) if vips else None
 
 
 def vip_loc(service_loc: tuple[str | int, ...], vips: list[list[VipSpec]], i: int, j: int) -> tuple[str | int, ...]:
