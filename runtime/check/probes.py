@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import socket
 import ssl
@@ -34,7 +35,7 @@ MAX_HEADER = 64 * 1024  # a longer header is not an HTTP server we should trust 
 MAX_RESPONSE = 64 * 1024 * 1024  # bounds the read loop in bytes as well as in time
 READ_CHUNK = 64 * 1024
 _STATUS_LINE = re.compile(rb"^[^ \r\n]* (\d{3})(?: |\r|\n|$)")
-_CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*(\d+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
 
 class ProbeFailure(Exception):
@@ -42,7 +43,10 @@ class ProbeFailure(Exception):
 
 
 def _errno_text(exc: OSError) -> str:
-    return exc.strerror.lower() if exc.strerror else (str(exc) or type(exc).__name__)
+    # asyncio's sock_connect puts its own sentence in strerror; the errno says it plainly
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
 
 
 async def _connect(target: Endpoint, bindto: str | None, bind_port: int | None, timeout: float) -> socket.socket:

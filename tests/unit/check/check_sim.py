@@ -15,9 +15,7 @@ from hacc.runtime.check.state import CheckerState, Output, ProbeResult, RealServ
 TARGET = Endpoint("192.0.2.21", 80)
 
 
-def timing(
-    *, loop: float = 10.0, retry: int = 1, dbr: float = 1.0, warmup: float = 0.0, alpha: bool = False
-) -> Timing:
+def timing(*, loop: float = 10.0, retry: int = 1, dbr: float = 1.0, warmup: float = 0.0, alpha: bool = False) -> Timing:
     return Timing(delay_loop=loop, retry=retry, delay_before_retry=dbr, warmup=warmup, alpha=alpha)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from check_sim import Sim, http, misc, ok, tcp, timing
-
 from hacc.runtime.check.state import (
     CheckerChange,
     ProbeResult,
