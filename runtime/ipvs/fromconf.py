@@ -195,7 +195,8 @@ def _real_server(
 
 
 def virtual_server_spec(vs: VirtualServer, problems: _Problems) -> VirtualServerSpec | None:
-    where = f"{vs.source}: virtual_server {vs.key}"
+    label = vs.key if vs.port is not None or vs.address is None else f"{vs.protocol} {vs.address} (no port)"
+    where = f"{vs.source}: virtual_server {label}"
     key = _service_key(vs, where, problems)
     if key is None:
         return None
