@@ -311,7 +311,9 @@ class Endpoint(StrictModel):
 
 
 def _endpoint(value: Any) -> Any:
-    if isinstance(value, str) and value.count(":") == 1:
+    if isinstance(value, str):
+        if value.count(":") != 1:
+            raise ValueError(f"{value!r} is not address:port, like 192.0.2.250:80")
         host, _, port = value.partition(":")
         return {"address": host, "port": int(port) if port.isdigit() else port}
     return value

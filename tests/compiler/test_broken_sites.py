@@ -53,5 +53,17 @@ def test_corpus_covers_the_required_checks() -> None:
         "is not a safe unit name",
         "unknown field",
         "YAML syntax error",
+        # LVS: what keepalived accepts, and what it would drop or run differently
+        "Input should be 'DR', 'NAT' or 'TUN'",
+        "status_code: Input should be less than or equal to 599",
+        "digest: String should match pattern",
+        "delay_loop: Input should be greater than or equal to 1",
+        "quorum: Input should be greater than or equal to 1",
+        "hysteresis must be below quorum (1, keepalived's default",
+        "sorry server port 8080 must equal the virtual server port 80",
+        "real server port 8443 must equal the virtual server port 443",
+        "is the connect_port of http_get and ssl_get checks",
+        "a misc check has no connect_timeout",
+        "virtual server fwmark 7 is also defined",
     ]:
         assert needle in text, needle

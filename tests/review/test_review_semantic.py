@@ -140,11 +140,70 @@ def test_lvs_changes() -> None:
         (scope80, "real server 192.0.2.21:80 re-weighted 2 -> 5", "hitless"),
         (
             scope80,
-            'real server 192.0.2.21:80 checker TCP_CHECK port 80 -> HTTP_GET port 80 url.path /ok url.status_code 200',
+            "real server 192.0.2.21:80 checker TCP_CHECK port 80 -> HTTP_GET port 80 url.path /ok url.status_code 200",
             "hitless",
         ),
     ]
     assert moves == []
+
+
+def test_lvs_defaults_spelled_out_change_nothing() -> None:
+    """The diff compares resolved plans: writing a default down is no change, though the config text differs."""
+    edits = (
+        ("      - port: 80\n", "      - port: 80\n        ip: 192.0.2.150\n        quorum: 1\n        hysteresis: 0\n"),
+        (
+            "{address: 192.0.2.21, weight: 2, check: {tcp: {}}}",
+            "{address: 192.0.2.21, weight: 2, check: {tcp: {port: 80}}}",
+        ),
+        ("          - {address: 192.0.2.22}\n", "          - {address: 192.0.2.22, port: 80}\n"),
+    )
+    assert _diff(*edits) == ([], [])
+    new = BASE
+    for old, repl in edits:
+        new = new.replace(old, repl, 1)
+    site, smap = load_text(new, "sem.yaml")
+    base_site, base_smap = load_text(BASE, "sem.yaml")
+    assert compile_site(site, smap, {}, "sem.yaml").files != compile_site(base_site, base_smap, {}, "sem.yaml").files
+
+
+def test_lvs_default_derived_values_that_change() -> None:
+    """A value nobody wrote in the virtual server changes what runs: the diff says so."""
+    # the checker's port was stated; dropping it falls back to the real server's port
+    changes, _ = _diff(("check: {tcp: {}}}", "check: {tcp: {port: 8080}}}"))
+    assert changes == [
+        (
+            "service api virtual server 192.0.2.150:80/TCP",
+            "real server 192.0.2.21:80 TCP_CHECK checker: port 80 -> 8080",
+            "hitless",
+        )
+    ]
+    # the virtual servers listen on the service's first VIP: another first VIP moves them
+    changes, _ = _diff(("[192.0.2.150/24]", "[192.0.2.151/24, 192.0.2.150/24]"))
+    vs_changes = [c for c in changes if "virtual server" in c[0]]
+    assert vs_changes == [
+        ("service api virtual server 192.0.2.150:443/TCP", "virtual server removed", "disruptive"),
+        ("service api virtual server 192.0.2.150:80/TCP", "virtual server removed", "disruptive"),
+        ("service api virtual server 192.0.2.151:443/TCP", "virtual server added (1 real servers)", "hitless"),
+        ("service api virtual server 192.0.2.151:80/TCP", "virtual server added (2 real servers)", "hitless"),
+    ]
+
+
+def test_lvs_quorum_sorry_server_and_fwmark() -> None:
+    changes, _ = _diff(
+        ("      - port: 443\n", "      - port: 443\n        quorum: 1\n        sorry_server: 127.0.0.1:443\n"),
+        (
+            "          - {address: 192.0.2.22}\n",
+            "          - {address: 192.0.2.22}\n      - {fwmark: 9, real_servers: [{address: 192.0.2.23}]}\n",
+        ),
+    )
+    assert changes == [
+        (
+            "service api virtual server 192.0.2.150:443/TCP",
+            "virtual server changed: sorry_server None -> 127.0.0.1:443",
+            "hitless",
+        ),
+        ("service api virtual server fwmark 9", "virtual server added (1 real servers)", "hitless"),
+    ]
 
 
 def test_rollout_settings_auth_and_notification() -> None:
