@@ -179,6 +179,11 @@ class CheckRunner(Generic[K]):
     def queued(self) -> int:
         return len(self._ready)
 
+    @property
+    def timer_entries(self) -> int:
+        """Entries in the timer heap (live and stale): stays within about two per real server."""
+        return len(self._heap)
+
     async def close(self) -> None:
         """Stop everything: no callback runs after this returns."""
         if self._timer is not None:

@@ -81,7 +81,7 @@ async def http_server(
         def remember_sni(sslobj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
             state.sni.append(name)
 
-        tls.sni_callback = remember_sni  # type: ignore[assignment]
+        tls.sni_callback = remember_sni
     srv = await asyncio.start_server(lambda r, w: _handle(state, r, w), "127.0.0.1", 0, ssl=tls)
     state.port = srv.sockets[0].getsockname()[1]
     try:

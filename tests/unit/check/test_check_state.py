@@ -5,6 +5,7 @@ from __future__ import annotations
 from check_sim import Sim, http, misc, ok, tcp, timing
 from hacc.runtime.check.state import (
     CheckerChange,
+    Output,
     ProbeResult,
     RealServerChecks,
     ServerChange,
@@ -16,7 +17,7 @@ def no_random() -> float:
     return 0.0
 
 
-def flips(changes: list[tuple[float, object]]) -> list[tuple[float, bool]]:
+def flips(changes: list[tuple[float, Output]]) -> list[tuple[float, bool]]:
     return [(t, o.up) for t, o in changes if isinstance(o, ServerChange)]
 
 
