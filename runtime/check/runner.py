@@ -266,7 +266,8 @@ class CheckRunner(Generic[K]):
     async def _run_probe(self, spec: CheckerSpec) -> ProbeResult:
         started = self._loop.time()
         try:
-            return await asyncio.wait_for(self._probe(spec), probe_limit(spec))
+            async with asyncio.timeout(probe_limit(spec)):
+                return await self._probe(spec)
         except TimeoutError:
             self.probe_errors += 1
             log.error("%s: probe overran its own time limits; counted as a failure", spec.describe())
