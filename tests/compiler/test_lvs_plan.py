@@ -1,7 +1,8 @@
 """LVS is resolved once (compiler/lvs_plan.py): every default applied there, the checks, planner and template
 only use the result.
 
-The site below sets every LVS option the site model has, and leaves each one to its default somewhere else.
+extra_sites/lvs-every-option.yaml sets every LVS option the site model has, and leaves each one to its default
+somewhere else (test_keepalived_accepts and test_roundtrip_kaconf run it through keepalived and the reader).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,52 +30,7 @@ from hacc.compiler.model import Site
 from hacc.compiler.render import render_node
 
 DIGEST = "9b3a0c85a887a256d6939da88aabd8cd"
-SITE = f"""\
-site: lvs
-nodes:
-  lb1: {{address: 192.0.2.11/24}}
-  lb2: {{address: 192.0.2.12/24}}
-services:
-  www:
-    mode: mb
-    nodes: [lb1, lb2]
-    vips: [192.0.2.100/24, 192.0.2.101/24]
-    virtual_servers:
-      - port: 80
-        real_servers:
-          - {{address: 192.0.2.21}}
-          - {{address: 192.0.2.22, check: {{tcp: {{}}}}}}
-      - ip: 192.0.2.101
-        port: 8080
-        protocol: UDP
-        delay_loop: 10
-        lb_algo: sh
-        lb_kind: NAT
-        persistence_timeout: 300
-        quorum: 3
-        hysteresis: 1
-        sorry_server: 192.0.2.250:8080
-        real_servers:
-          - address: 192.0.2.21
-            port: 80
-            weight: 2
-            inhibit_on_failure: true
-            check:
-              http_get: {{path: /healthz, status_code: 204, digest: {DIGEST}, virtualhost: www.example.com}}
-              port: 8081
-              connect_timeout: 3
-              retry: 2
-              delay_before_retry: 4
-          - {{address: 192.0.2.22, check: {{ssl_get: {{status_code: null}}}}}}
-          - {{address: 192.0.2.23, check: {{tcp: {{port: 9000}}, connect_timeout: 1}}}}
-          - address: 192.0.2.24
-            check: {{misc: {{path: /usr/bin/check 192.0.2.24, timeout: 5, dynamic: true, user: nobody}}, retry: 0}}
-      - fwmark: 7
-        lb_kind: TUN
-        real_servers:
-          - {{address: 192.0.2.25, check: {{http_get: {{}}, port: 80}}}}
-          - {{address: 192.0.2.26, check: {{tcp: {{port: 443}}}}}}
-"""
+SITE = (Path(__file__).parent / "extra_sites" / "lvs-every-option.yaml").read_text()
 
 
 def _checker(kind: lvs_plan.CheckKind, port: int | None, **kw: Any) -> CheckerPlan:
@@ -159,7 +116,7 @@ EXPECTED = (
             _rs(
                 "192.0.2.24",
                 8080,
-                _checker("MISC_CHECK", None, retry=0, misc=MiscPlan("/usr/bin/check 192.0.2.24", 5, True, "nobody")),
+                _checker("MISC_CHECK", None, retry=0, misc=MiscPlan("/usr/bin/check 192.0.2.24", 5, True, "root")),
                 lb_kind="NAT",
             ),
         ),
