@@ -144,32 +144,41 @@ class Daemon:
 
     # --- reload -------------------------------------------------------------------------------
     async def reload(self, loaded: Loaded, trigger: str) -> str:
-        """Apply a freshly loaded config; returns the log line. Never raises for a bad config."""
+        """Apply a freshly loaded config; returns the log line. Never raises for a bad config.
+
+        A load whose bytes are the ones already running (or already rejected) logs nothing above
+        debug for file triggers: events also fire for files written beside the config, and a log
+        file kept there must not feed a reload loop.
+        """
         old = self.revision
         self.reloads.last_time = time.time()
+        quiet = trigger.startswith("file")
         if loaded.spec is None:
-            self.reloads.rejected += 1
-            self.rejected = Rejected(loaded.revision, loaded.errors, time.time())
-            for error in loaded.errors:
-                log.error("%s", error)
+            repeat = self.rejected is not None and self.rejected.revision.digest == loaded.revision.digest
+            if not repeat:
+                self.reloads.rejected += 1
+                self.rejected = Rejected(loaded.revision, loaded.errors, time.time())
             line = (
                 f"reload {old} -> {loaded.revision} ({trigger}): rejected, {len(loaded.errors)} error(s); "
                 f"still running {old}"
             )
-            log.error("%s", line)
+            level = logging.DEBUG if repeat and quiet else logging.ERROR
+            for error in loaded.errors:
+                log.log(level, "%s", error)
+            log.log(level, "%s", line)
             self.reloads.last = line
             return line
-        for warning in loaded.warnings:
-            log.warning("%s", warning)
         plan = reconcile(self.spec, loaded.spec)
         if not plan.changes_anything and (old is not None and old.digest == loaded.revision.digest):
             self.reloads.unchanged += 1
             self.rejected = None
             self.revision = loaded.revision  # the commit may have moved without touching the config
             line = f"reload {old} ({trigger}): no change"
-            log.info("%s", line)
+            log.log(logging.DEBUG if quiet else logging.INFO, "%s", line)
             self.reloads.last = line
             return line
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
         failures = await self.apply(plan, loaded.spec)
         self.revision = loaded.revision
         self.rejected = None

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hacc.runtime.fromconf import daemon_spec
-from hacc.runtime.kaconf.lexer import decode_config_bytes
+from hacc.runtime.kaconf.lexer import MISSING_INCLUDE, decode_config_bytes
 from hacc.runtime.kaconf.loader import load_config
 from hacc.runtime.spec import DaemonSpec
 
 GIT_TIMEOUT = 2.0
+# keepalived reads on without a missing include; the daemon does not: a missing secrets or conf.d file
+# (a failed deploy) would run a config nobody meant, authenticating with an undefined parameter
+FATAL_AT_RUNTIME = frozenset({MISSING_INCLUDE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +63,12 @@ def load_node(path: Path) -> Loaded:
 
     result = load_config(path, read=recording_reader)
     revision = Revision(_digest(read), git_commit(path.parent), tuple(result.config.files))
-    warnings = [str(d) for d in result.warnings]
-    errors = [str(d) for d in result.errors]
+    warnings = [str(d) for d in result.warnings if d.code not in FATAL_AT_RUNTIME]
+    errors = [str(d) for d in result.errors] + [
+        f"{d.file}:{d.line}: {d.message} (hacc run refuses a config with a missing include)"
+        for d in result.warnings
+        if d.code in FATAL_AT_RUNTIME
+    ]
     if errors:
         return Loaded(revision, None, tuple(errors), tuple(warnings))
     conversion = daemon_spec(result.config)

@@ -6,7 +6,10 @@ rename lands as "added"):
 - the directory above it as given, so a flip of that symlink is seen;
 - the directory of every file the reader pulled in through `include`, as given and resolved.
 The set is recomputed after every load (includes and symlink targets move), and the watch is
-re-armed when it changed.
+re-armed when it changed. inotify follows inodes, not names: a directory swapped whole (an atomic
+`hacc build` on the node, a restored backup) leaves a watch on the old inode, so a slow poll
+(`POLL_INTERVAL`) compares the directories' inodes and the config files' stat and re-arms and
+reloads when they moved: events make reloads fast, the poll makes them certain.
 
 Any event only *requests* a reload: the config is re-read and compared by content (load.py's
 digest), so files the daemon or its scripts write beside the config never change anything. A
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,20 +29,54 @@ from pathlib import Path
 from hacc.runtime.load import Loaded, load_node
 
 log = logging.getLogger("hacc.reload")
+logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every batch at INFO; we log reloads
 
 # watchfiles batching: wait for 50 ms of quiet (git writes several files), poll the Rust side every 10 ms
 DEBOUNCE_MS = 50
 STEP_MS = 10
+POLL_INTERVAL = 2.0
+
+
+def fingerprint(dirs: frozenset[Path], files: tuple[str, ...]) -> tuple[tuple[str, int, int, int], ...]:
+    """Inodes of the watched directories and stat of every config file: the poll's change detector.
+    Not the directories' mtimes: files created beside the config (logs, sockets) must not count."""
+    out = []
+    for path in sorted(map(str, dirs)):
+        try:
+            out.append((path, Path(path).stat().st_ino, 0, 0))
+        except OSError:
+            out.append((path, -1, 0, 0))
+    for path in sorted(files):
+        try:
+            st = Path(path).stat()
+        except OSError:
+            out.append((path, -1, -1, -1))
+            continue
+        out.append((path, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def relevant_paths(config_path: Path, files: tuple[str, ...]) -> tuple[frozenset[Path], frozenset[Path]]:
+    """(directories whose entries matter, single paths that matter): every entry of the node directory
+    and of include directories may be config; in the directory above, only the node directory's own
+    name (a symlink flip), never the logs or sockets an operator keeps beside it."""
+    node_dir = config_path.parent.absolute()
+    content = {node_dir, node_dir.resolve()}
+    for name in files:
+        parent = Path(name).absolute().parent
+        content.update((parent, parent.resolve()))
+    return frozenset(content), frozenset({node_dir})
 
 
 def watch_dirs(config_path: Path, files: tuple[str, ...]) -> frozenset[Path]:
-    """Directories whose changes may change the config (see the module docstring)."""
-    node_dir = config_path.parent.absolute()  # absolute, not resolved: the symlink itself matters
-    dirs = {node_dir, node_dir.resolve(), node_dir.parent}
-    for name in files:
-        parent = Path(name).absolute().parent
-        dirs.update((parent, parent.resolve()))
-    return frozenset(d for d in dirs if d.is_dir())
+    """Directories to watch: the relevant ones plus the directory above the node directory."""
+    content, links = relevant_paths(config_path, files)
+    return frozenset(d for d in content | {p.parent for p in links} if d.is_dir())
+
+
+def _is_relevant(content: frozenset[Path], links: frozenset[Path], _change: object, path: str) -> bool:
+    p = Path(path)
+    return p.parent in content or p in links
 
 
 class Reloader:
@@ -96,6 +134,7 @@ class ConfigWatcher:
         self._reloader = reloader
         self._task: asyncio.Task[None] | None = None
         self.events = 0
+        self.polled_changes = 0
         self.dirs: frozenset[Path] = frozenset()
 
     def start(self, files: tuple[str, ...]) -> None:
@@ -122,9 +161,12 @@ class ConfigWatcher:
             rearm = asyncio.Event()
             follower = asyncio.get_running_loop().create_task(self._follow_files(rearm))
             try:
+                relevant = functools.partial(
+                    _is_relevant, *relevant_paths(self._reloader.config_path, self._reloader.files)
+                )
                 async for changes in watchfiles.awatch(
                     *self.dirs,
-                    watch_filter=None,
+                    watch_filter=relevant,
                     debounce=DEBOUNCE_MS,
                     step=STEP_MS,
                     stop_event=rearm,
@@ -142,10 +184,35 @@ class ConfigWatcher:
                 follower.cancel()
 
     async def _follow_files(self, rearm: asyncio.Event) -> None:
-        """Re-arm the watch when a load found other includes or another symlink target."""
+        """Re-arm the watch when a load found other includes or another symlink target, or when the
+        poll finds a watched directory replaced or a config file changed unseen (module docstring)."""
+        dirs = _dir_ids(self.dirs)
+        seen = fingerprint(self.dirs, self._reloader.files)
         for _ in range(1 << 30):
-            await self._reloader.changed.wait()
+            try:
+                await asyncio.wait_for(self._reloader.changed.wait(), POLL_INTERVAL)
+                reloaded = True
+            except TimeoutError:
+                reloaded = False
             self._reloader.changed.clear()
-            if watch_dirs(self._reloader.config_path, self._reloader.files) != self.dirs:
+            if watch_dirs(self._reloader.config_path, self._reloader.files) != self.dirs or _dir_ids(self.dirs) != dirs:
+                if not reloaded:
+                    self._reloader.request("file change (poll)")
                 rearm.set()
                 return
+            now = fingerprint(self.dirs, self._reloader.files)
+            if now != seen and not reloaded:
+                # a change no event reported (a watch on a stale inode): the poll catches it
+                self.polled_changes += 1
+                self._reloader.request("file change (poll)")
+            seen = now
+
+
+def _dir_ids(dirs: frozenset[Path]) -> tuple[tuple[str, int], ...]:
+    out = []
+    for d in sorted(dirs):
+        try:
+            out.append((str(d), d.stat().st_ino))
+        except OSError:
+            out.append((str(d), -1))
+    return tuple(out)

@@ -35,6 +35,8 @@ class Diagnostic:
     file: str
     line: int
     message: str
+    # a stable name for the kinds a caller may treat differently (e.g. "missing-include"); not shown
+    code: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         where = str(SourceLoc(self.file, self.line))
@@ -51,5 +53,5 @@ class DiagnosticSink:
     def error(self, at: SourceLoc, message: str) -> None:
         self.items.append(Diagnostic("error", at.file, at.line, message))
 
-    def warning(self, at: SourceLoc, message: str) -> None:
-        self.items.append(Diagnostic("warning", at.file, at.line, message))
+    def warning(self, at: SourceLoc, message: str, code: str = "") -> None:
+        self.items.append(Diagnostic("warning", at.file, at.line, message, code))

@@ -53,6 +53,7 @@ class Token:
 
 Line = list[Token]
 FileReader = Callable[[Path], str]
+MISSING_INCLUDE = "missing-include"  # Diagnostic.code of a plain include that matched no file
 
 
 def decode_config_bytes(data: bytes) -> str:
@@ -271,7 +272,7 @@ class Lexer:
                 self.sink.error(loc, f"{keyword}: no file matches {pattern}")
             elif not magic:
                 # keepalived carries on; a missing secrets file then shows as undefined parameters.
-                self.sink.warning(loc, f"included file {pattern} not found")
+                self.sink.warning(loc, f"included file {pattern} not found", code=MISSING_INCLUDE)
             return
         for match in matches:
             resolved = match.resolve()
