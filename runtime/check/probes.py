@@ -7,8 +7,9 @@
   response until the server closes. The status code must be in the url's list; with `digest`, the
   MD5 of the body (bytes after the header, cut at Content-Length if present: what keepalived's
   genhash prints) must match. The first failing url fails the attempt.
-- MISC_CHECK: run the command without a shell (process.run_command), killed after its timeout;
-  the exit status is read by state.misc_outcome.
+- MISC_CHECK: run the command without a shell (process.run_command), its process group killed
+  with SIGKILL after its timeout (keepalived sends SIGTERM, then SIGKILL 2 s later); the exit
+  status is read by state.misc_outcome. `user`/`group` are not supported (spec.py warns).
 
 Time limits: connecting (TCP handshake and TLS handshake) gets connect_timeout; sending the
 request and reading the whole response get one more connect_timeout together. keepalived applies

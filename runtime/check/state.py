@@ -21,7 +21,9 @@ check_misc.c misc_check_child_thread, check_api.c register_checkers_thread, chec
   start of the script run (keepalived uses `last_ran`), never earlier than now.
 - MISC_CHECK exit status: 0 is success; 1 is failure; 2..255 is success with weight = status - 2
   when misc_dynamic is set, failure otherwise; a timeout or a signal is a failure. A success with
-  status 0 restores the configured weight; going down also resets it.
+  status 0 restores the configured weight; going down also resets it. (keepalived.conf(5) also says
+  "an exit status of 10 will set the RS weight to 10"; its code, check_misc.c, sets status - 2,
+  and so does hacc.)
 - A real server is up only when all its checkers are up; with no checker it is always up.
 - Reconfigure (hot reload): a checker whose spec is equal keeps its state and timer (keepalived's
   migrate_checkers keeps the state but restarts the timers). A new checker on a healthy real

@@ -129,7 +129,9 @@ def test_misc_dynamic_weight_through_the_runner(tmp_path: Path) -> None:
             runner.add("rs", [spec])
             await wait_for(lambda: runner.server("rs").checkers[0].checks >= 1)
             for count, value in enumerate(("7", "1", "2", "0"), start=1):
-                code.write_text(value)
+                # atomic replace: the script must never read a half-written file
+                (tmp_path / "code.new").write_text(value)
+                (tmp_path / "code.new").replace(code)
                 await wait_len(events, count)
             return events
         finally:
