@@ -61,7 +61,7 @@ def run(
     """Run VRRP for the node whose generated config is in NODE_DIR; hot-reload it when it changes."""
     path = _config_path(node_dir, config_file)
     if config_test:
-        from hacc.runtime.kaconf.configtest import config_test as check
+        from hacc.runtime.configtest import config_test as check
 
         sys.exit(check(path, sys.stdout))
     sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level, watch))
@@ -87,8 +87,8 @@ def _run_daemon(path: Path, control: Path, log_level: str, watch: bool) -> int:
     if loaded.spec is None:
         log.error("%s: configuration has errors; not starting", path)
         return 1
-    if not loaded.spec.instances:
-        log.error("%s: no runnable vrrp_instance; not starting", path)
+    if not loaded.spec.instances and not loaded.spec.virtual_servers:
+        log.error("%s: nothing to run (no vrrp_instance, no virtual_server); not starting", path)
         return 1
     return asyncio.run(serve(path, control, loaded, watch=watch))
 

@@ -23,7 +23,9 @@ import time
 from typing import Any
 
 from hacc.runtime.instance import ActionExecutor, Effects, GroupLink, Instance
+from hacc.runtime.ipvs.netlink import IpvsBackend
 from hacc.runtime.load import Loaded, Revision
+from hacc.runtime.lvs import LvsManager
 from hacc.runtime.net.addresses import InterfaceInfo, PyrouteAddresses, Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.links import LinkEvent, LinkMonitor
@@ -33,6 +35,7 @@ from hacc.runtime.reconcile import (
     KeepInstance,
     Op,
     Plan,
+    ReconcileLvs,
     RemoveInstance,
     ReplaceScript,
     RestartInstance,
@@ -77,7 +80,7 @@ class Rejected:
 
 
 class Daemon:
-    def __init__(self, addresses: PyrouteAddresses | None = None) -> None:
+    def __init__(self, addresses: PyrouteAddresses | None = None, ipvs: IpvsBackend | None = None) -> None:
         self.spec: DaemonSpec = EMPTY
         self.revision: Revision | None = None
         self.rejected: Rejected | None = None
@@ -97,6 +100,8 @@ class Daemon:
         self._executor = ActionExecutor()
         self._effects = Effects(self._addresses, self._notify, None, self._mac_of, self._executor)
         self._opened = False
+        self._ipvs = ipvs
+        self.lvs: LvsManager | None = None  # created with the first virtual_server: VRRP-only nodes never load ip_vs
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -130,6 +135,9 @@ class Daemon:
         if self._smtp is not None:
             await self._smtp.drain(SHUTDOWN_GRACE)
         await self._executor.stop()
+        if self.lvs is not None:
+            await self.lvs.close()  # IPVS entries stay: a restart keeps established connections
+            self.lvs = None
         self._stop_links()
         for sock in self.sockets.values():
             sock.close()
@@ -241,8 +249,26 @@ class Daemon:
             self._start_script(op.new)
         elif isinstance(op, StopScript):
             await self._stop_script(op.spec.name)
+        elif isinstance(op, ReconcileLvs):
+            await self._reconcile_lvs(op)
         elif isinstance(op, SetGlobals):
             self._set_globals()
+
+    async def _reconcile_lvs(self, op: ReconcileLvs) -> None:
+        if self.lvs is None:
+            if not op.virtual_servers:
+                return
+            from hacc.runtime.ipvs.netlink import PyrouteIpvs
+
+            lvs = LvsManager(self._ipvs or PyrouteIpvs(), self._notify, _crash_in_loop)
+            try:
+                await lvs.open()
+            except (NetError, OSError) as exc:
+                raise DaemonError(f"IPVS is not available: {exc}") from exc
+            self.lvs = lvs
+        failures = await self.lvs.apply(op.virtual_servers)
+        if failures:
+            raise DaemonError("; ".join(failures))
 
     def _update_instance(self, old: InstanceSpec, new: InstanceSpec) -> None:
         instance = self.instances[old.key]
@@ -401,7 +427,13 @@ class Daemon:
             "instances": [i.status() for i in sorted(self.instances.values(), key=lambda i: i.name)],
             "sockets": {name: dataclasses.asdict(sock.stats) for name, sock in sorted(self.sockets.items())},
             "scripts": {name: {"ok": r.ok} for name, r in sorted(self.scripts.items())},
+            "lvs": self.lvs.status() if self.lvs is not None else None,
         }
+
+
+def _crash_in_loop(exc: BaseException) -> None:
+    # the service's loop exception handler resigns and exits (serve.py)
+    asyncio.get_running_loop().call_exception_handler({"message": "LVS failure", "exception": exc})
 
 
 def _stopping(ops: tuple[Op, ...]) -> list[InstanceSpec]:

@@ -1,7 +1,8 @@
 """Turn the keepalived.conf model (hacc.runtime.kaconf) into the daemon's per-instance specs.
 
-Adapter between the reader's model and what the runtime executes. Settings hacc does not run yet
-are reported as problems (warnings) rather than silently ignored.
+Adapter between the reader's model and what the runtime executes: VRRP instances here, virtual
+servers through hacc.runtime.ipvs.fromconf (with their checkers from hacc.runtime.check.spec).
+Settings hacc does not run are reported as problems (warnings) rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from hacc.runtime.ipvs.fromconf import ipvs_spec
 from hacc.runtime.kaconf.model import KeepalivedConfig, VrrpInstance
 from hacc.runtime.net.addresses import Vip
 from hacc.runtime.notify import NotifySpec
@@ -125,8 +127,9 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
             warnings.append(f"{group.source}: vrrp_sync_group {group.name}: group tracking is not supported")
         if len(members) >= 2:
             sync_groups.append(SyncGroupSpec(group.name, members))
-    if conf.virtual_servers:
-        warnings.append("virtual_server (IPVS) is not run by this version of hacc run; ignored")
+    lvs = ipvs_spec(conf)
+    errors.extend(lvs.errors)
+    warnings.extend(lvs.warnings)
     scripts = tuple(
         ScriptSpec(
             name=s.name,
@@ -158,5 +161,6 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
         scripts=scripts,
         smtp=smtp,
         sync_groups=tuple(sync_groups),
+        virtual_servers=lvs.virtual_servers,
     )
     return Conversion(spec, errors, warnings)

@@ -14,6 +14,7 @@ the config does not include never cause a reload.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class Loaded:
         return self.spec is not None
 
 
-def load_node(path: Path) -> Loaded:
+def load_node(path: Path, *, config_id: str | None = None) -> Loaded:
     """Read and validate the config at `path` (blocking: call it from a thread in the daemon)."""
     read: dict[str, bytes] = {}
 
@@ -61,7 +62,7 @@ def load_node(path: Path) -> Loaded:
         read[str(file)] = data
         return decode_config_bytes(data)
 
-    result = load_config(path, read=recording_reader)
+    result = load_config(path, read=recording_reader, config_id=config_id)
     revision = Revision(_digest(read), git_commit(path.parent), tuple(result.config.files))
     warnings = [str(d) for d in result.warnings if d.code not in FATAL_AT_RUNTIME]
     errors = [str(d) for d in result.errors] + [
@@ -72,7 +73,7 @@ def load_node(path: Path) -> Loaded:
     if errors:
         return Loaded(revision, None, tuple(errors), tuple(warnings))
     conversion = daemon_spec(result.config)
-    warnings += conversion.warnings
+    warnings += [_as_warning(w) for w in conversion.warnings]
     errors += conversion.errors
     if errors:
         return Loaded(revision, None, tuple(errors), tuple(warnings))
@@ -103,3 +104,12 @@ def git_commit(directory: Path) -> str | None:
         return None
     commit = out.stdout.strip()
     return commit if out.returncode == 0 and commit else None
+
+
+_LOCATED = re.compile(r"^(?P<loc>[^:\s]+:\d+): (?P<msg>.*)$", re.DOTALL)
+
+
+def _as_warning(text: str) -> str:
+    """Spell a conversion warning like a reader one: `file:line: warning: message`."""
+    m = _LOCATED.match(text)
+    return f"{m['loc']}: warning: {m['msg']}" if m else f"warning: {text}"

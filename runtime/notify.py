@@ -54,6 +54,12 @@ class NotifyRunner:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def run_line(self, command: str, name: str, timeout: float = 30.0) -> None:
+        """A plain configured command line (notify_up/down, quorum_up/down): run as is, no arguments."""
+        task = asyncio.get_running_loop().create_task(self._run(split_command(command), timeout, name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _run(self, argv: list[str], timeout: float, name: str) -> None:
         result = await run_command(argv, timeout)
         if not result.ok:

@@ -13,6 +13,9 @@ on reload; the name is only a label:
 - otherwise                                            -> Remove / Add
 
 vrrp_script runners are matched by name: unchanged settings keep their rise/fall state and timer.
+Virtual servers are one op, `ReconcileLvs`, when any differs: the LVS layer matches services by key
+and real servers by (address, port) itself, edits IPVS in place through a pure diff and keeps every
+checker whose specs are equal (lvs.py).
 
 Order matters and is fixed here so the daemon needs no judgement: instances that stop go first
 (their VRIDs and VIPs are freed before anyone else claims them), then scripts are started or
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.scripts import ScriptSpec
 from hacc.runtime.spec import DaemonSpec, InstanceKey, InstanceSpec
 from hacc.runtime.vrrp.state import InstanceConfig
@@ -75,6 +79,15 @@ class StopScript:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileLvs:
+    """Virtual servers changed: the LVS layer diffs IPVS itself (ipvs/diff.py, pure) and keeps the
+    checkers whose specs did not change; `changes` are the words for the reload log."""
+
+    virtual_servers: tuple[VirtualServerSpec, ...]
+    changes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SetGlobals:
     """router_id, smtp settings and sync groups: cheap to swap, applied after the instances."""
 
@@ -90,6 +103,7 @@ Op = (
     | StartScript
     | ReplaceScript
     | StopScript
+    | ReconcileLvs
     | SetGlobals
 )
 
@@ -123,6 +137,8 @@ class Plan:
                 parts.append(f"vrrp_script {op.new.name}: {', '.join(_field_changes(op.old, op.new))} (restarted)")
             elif isinstance(op, StopScript):
                 parts.append(f"vrrp_script {op.spec.name}: stopped")
+            elif isinstance(op, ReconcileLvs):
+                parts.extend(op.changes)
             else:
                 parts.append(", ".join(op.changes))
         parts.append(f"{kept} unchanged")
@@ -157,7 +173,10 @@ def reconcile(running: DaemonSpec, desired: DaemonSpec) -> Plan:
         (updates.append(UpdateInstance(old, new, changes)) if changes else keeps.append(KeepInstance(new)))
     removes.extend(RemoveInstance(i) for i in gone.values())
     starts, stops = _script_ops(running, desired)
-    ops = [*removes, *restarts, *starts, *updates, *adds, *stops, *keeps]
+    ops: list[Op] = [*removes, *restarts, *starts, *updates, *adds, *stops]
+    if running.virtual_servers != desired.virtual_servers:
+        ops.append(ReconcileLvs(desired.virtual_servers, lvs_changes(running.virtual_servers, desired.virtual_servers)))
+    ops.extend(keeps)
     globals_changed = _global_changes(running, desired)
     if globals_changed:
         ops.append(SetGlobals(globals_changed))
@@ -254,6 +273,52 @@ def _script_ops(running: DaemonSpec, desired: DaemonSpec) -> tuple[list[Op], lis
             starts.append(ReplaceScript(old[name], spec))
     stops: list[Op] = [StopScript(spec) for name, spec in old.items() if name not in new]
     return starts, stops
+
+
+def lvs_changes(old: tuple[VirtualServerSpec, ...], new: tuple[VirtualServerSpec, ...]) -> tuple[str, ...]:
+    """Words for what changed among the virtual servers (matched by key) and their real servers."""
+    before = {vs.key: vs for vs in old}
+    after = {vs.key: vs for vs in new}
+    out: list[str] = [f"virtual_server {k}: removed" for k in before if k not in after]
+    for key, vs in after.items():
+        prev = before.get(key)
+        if prev is None:
+            out.append(f"virtual_server {key}: added")
+            continue
+        if prev == vs:
+            continue
+        words = [
+            f"{label} {getattr(prev, name)}->{getattr(vs, name)}"
+            for name, label in _VS_LABELS.items()
+            if getattr(prev, name) != getattr(vs, name)
+        ]
+        old_rs = {rs.key: rs for rs in prev.real_servers}
+        new_rs = {rs.key: rs for rs in vs.real_servers}
+        words += [f"real_server {k} removed" for k in old_rs if k not in new_rs]
+        for k, rs in new_rs.items():
+            was = old_rs.get(k)
+            if was is None:
+                words.append(f"real_server {k} added")
+            elif was.weight != rs.weight:
+                words.append(f"real_server {k} weight {was.weight}->{rs.weight}")
+            elif was.checkers != rs.checkers:
+                words.append(f"real_server {k} checkers changed")
+            elif was != rs:
+                words.append(f"real_server {k} settings changed")
+        if prev.sorry_server != vs.sorry_server:
+            words.append("sorry_server changed")
+        out.append(f"virtual_server {key}: {', '.join(words or ['settings changed'])} (in place)")
+    return tuple(out)
+
+
+_VS_LABELS = {
+    "scheduler": "lb_algo",
+    "forwarding": "lb_kind",
+    "persistence_timeout": "persistence_timeout",
+    "granularity": "persistence_granularity",
+    "quorum": "quorum",
+    "hysteresis": "hysteresis",
+}
 
 
 def _global_changes(running: DaemonSpec, desired: DaemonSpec) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.net.addresses import Vip
 from hacc.runtime.notify import NotifySpec
 from hacc.runtime.scripts import ScriptSpec
@@ -62,6 +63,7 @@ class DaemonSpec:
     scripts: tuple[ScriptSpec, ...] = ()
     smtp: SmtpSettings | None = None
     sync_groups: tuple[SyncGroupSpec, ...] = ()
+    virtual_servers: tuple[VirtualServerSpec, ...] = ()  # IPVS services with their real servers and checkers
 
     def instance(self, name: str) -> InstanceSpec | None:
         return next((i for i in self.instances if i.name == name), None)

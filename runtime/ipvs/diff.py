@@ -88,8 +88,9 @@ def diff(current: IpvsTable, desired: IpvsTable, owned: Iterable[ServiceKey] = (
     """Operations that turn `current` into `desired` for the services hacc owns (see the module docstring)."""
     dropped = set(owned) - set(desired.keys())
     ops: list[Op] = [DelService(entry.key) for entry in current if entry.key in dropped]
+    by_key = {entry.key: entry for entry in current}  # dicts: tables of thousands of dests stay linear
     for entry in desired:
-        have = current.get(entry.key)
+        have = by_key.get(entry.key)
         service = entry.service
         if have is None:
             ops.append(AddService(service))
@@ -97,9 +98,10 @@ def diff(current: IpvsTable, desired: IpvsTable, owned: Iterable[ServiceKey] = (
             continue
         if have.service != service:
             ops.append(EditService(service, have.service))
+        old_dests = {d.key: d for d in have.dests}
         want_keys = {d.key for d in entry.dests}
         for dest in entry.dests:
-            old = have.dest(dest.key)
+            old = old_dests.get(dest.key)
             if old is None:
                 ops.append(AddDest(service, dest))
             elif old != dest:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hacc.runtime.check.spec import CheckerSpec, checker_specs
 from hacc.runtime.ipvs.model import (
     MAX_WEIGHT,
     DestKey,
@@ -46,7 +47,9 @@ class RealServerSpec:
     notify_up: str | None = None
     notify_down: str | None = None
     virtualhost: str | None = None
-    source: str = ""
+    # its health checkers: equal specs on reload keep the checkers' state and timers
+    checkers: tuple[CheckerSpec, ...] = ()
+    source: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return str(self.key)
@@ -84,7 +87,7 @@ class VirtualServerSpec:
     virtualhost: str | None = None
     delay_loop: float = 60.0
     real_servers: tuple[RealServerSpec, ...] = ()
-    source: str = ""
+    source: str = field(default="", compare=False)  # moving a block in the file changes nothing
 
     @property
     def service(self) -> Service:
@@ -180,6 +183,11 @@ def _real_server(
             f" traffic arrives on port {key.port} (only checkers use {port})"
         )
     checkers = [c for c in rs.checkers if isinstance(c, CheckerBase)]
+    checks = checker_specs(rs, vs)
+    problems.errors.extend(checks.errors)
+    problems.warnings.extend(checks.warnings)
+    if checks.errors:
+        return None
     return RealServerSpec(
         key=DestKey(normalise_address(rs.address), port),
         weight=min(max(rs.weight, 0), MAX_WEIGHT),
@@ -190,6 +198,7 @@ def _real_server(
         notify_up=rs.notify_up,
         notify_down=rs.notify_down,
         virtualhost=rs.virtualhost or vs.virtualhost,
+        checkers=checks.specs,
         source=str(rs.source),
     )
 

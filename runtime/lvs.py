@@ -1,0 +1,241 @@
+"""The LVS side of `hacc run`: IPVS virtual servers kept equal to what the specs and the checkers say.
+
+State the daemon owns here, all keyed by identity so a reload can keep it:
+- `health`: the checkers' verdict per real server, keyed (ServiceKey, DestKey). A real server without
+  checkers is always up (keepalived); one whose checkers start in alpha mode starts down.
+- `quorum`: per virtual server, up or down, with hysteresis (ipvs/table.py keeps the rule pure).
+- `kernel`: what the kernel's IPVS table holds, read once at start-up and then kept in step with what
+  was applied (read again after any failure), so a checker's transition costs one small diff, not a
+  dump of thousands of destinations.
+
+Every change goes the same way: desired_table(specs, health, quorum) -> diff(kernel, desired) -> apply,
+serialised by one lock, whether a reload or a checker asked for it. A burst of checker transitions
+coalesces into one pass. IPVS entries are left in place when hacc stops, so a restart of `hacc run`
+keeps established connections (keepalived removes them; the VIP leaves with the VRRP resignation,
+so no traffic reaches a stopped director's stale table). Services hacc stopped naming in a reload are
+deleted; services it never named are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hacc.runtime.check.runner import CheckRunner
+from hacc.runtime.ipvs.diff import diff
+from hacc.runtime.ipvs.fromconf import VirtualServerSpec
+from hacc.runtime.ipvs.model import IpvsTable, ServiceKey
+from hacc.runtime.ipvs.netlink import IpvsBackend
+from hacc.runtime.ipvs.table import RealServerHealth, RealServerId, desired_table, initial_health
+from hacc.runtime.net.errors import NetError
+from hacc.runtime.notify import NotifyRunner
+
+log = logging.getLogger("hacc.lvs")
+
+RETRY_AFTER_FAILURE = 1.0  # seconds before a failed IPVS pass is tried again (with a fresh dump)
+
+
+@dataclass
+class LvsCounters:
+    passes: int = 0
+    ops_applied: int = 0
+    op_failures: int = 0
+    last_failure: str = ""
+    transitions: int = 0  # real servers going up or down
+    quorum_changes: int = 0
+
+
+class LvsManager:
+    def __init__(
+        self,
+        backend: IpvsBackend,
+        notify: NotifyRunner,
+        on_crash: Callable[[BaseException], None],
+    ) -> None:
+        self.backend = backend
+        self.specs: tuple[VirtualServerSpec, ...] = ()
+        self.health: dict[RealServerId, RealServerHealth] = {}
+        self.quorum: dict[ServiceKey, bool] = {}
+        self.kernel: IpvsTable | None = None
+        self.counters = LvsCounters()
+        self._notify = notify
+        self._on_crash = on_crash
+        self._runner: CheckRunner[RealServerId] | None = None
+        self._lock = asyncio.Lock()
+        self._pass_task: asyncio.Task[None] | None = None
+        self._wanted = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._owned: set[ServiceKey] = set()  # services a previous config named (deleted when dropped)
+
+    async def open(self) -> None:
+        """Connect to IPVS (loading ip_vs like keepalived does); raises NetError when it is unavailable."""
+        await self.backend.open()
+        self._runner = CheckRunner(self._on_check)
+
+    async def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+        if self._runner is not None:
+            await self._runner.close()
+        if self._pass_task is not None and not self._pass_task.done():
+            self._pass_task.cancel()
+        await self.backend.close()
+
+    # --- desired state in ------------------------------------------------------------------
+    async def apply(self, specs: Sequence[VirtualServerSpec]) -> list[str]:
+        """A new config's virtual servers (start-up or reload); returns what failed."""
+        assert self._runner is not None
+        runner = self._runner
+        self.specs = tuple(specs)
+        wanted = {(vs.key, rs.key): rs.checkers for vs in self.specs for rs in vs.real_servers if rs.checkers}
+        running = set(runner.keys())
+        for key in running - set(wanted):
+            runner.remove(key)
+        for key, checkers in wanted.items():
+            if key in running:
+                runner.update(key, checkers)  # equal specs: state and timers kept
+            else:
+                status = runner.add(key, checkers)
+                self.health[key] = RealServerHealth(status.up, status.weight)
+        by_id = {(vs.key, rs.key): rs for vs in self.specs for rs in vs.real_servers}
+        for key in list(self.health):
+            if key not in wanted:
+                # no checkers (any more): keepalived counts such a real server as up
+                del self.health[key]
+        for key, rs in by_id.items():
+            if key not in wanted and not initial_health(rs).up:
+                self.health[key] = RealServerHealth(False)
+        async with self._lock:
+            failures = await self._pass()
+        self._owned = {vs.key for vs in self.specs}
+        return failures
+
+    # --- checker transitions ------------------------------------------------------------------
+    def _on_check(self, key: RealServerId, up: bool, weight: int | None, reason: str) -> None:
+        before = self.health.get(key)
+        self.health[key] = RealServerHealth(up, weight)
+        vs = next((v for v in self.specs if v.key == key[0]), None)
+        rs = vs.real_server(key[1]) if vs is not None else None
+        if before is None or before.up != up:
+            self.counters.transitions += 1
+            log.info("%s real server %s in %s (%s)", "Enabling" if up else "Disabling", key[1], key[0], reason)
+            script = (rs.notify_up if up else rs.notify_down) if rs is not None else None
+            if script:
+                self._notify.run_line(script, f"{key[0]} {key[1]}")
+        elif before.weight != weight:
+            log.info("real server %s in %s: weight %s (%s)", key[1], key[0], weight, reason)
+        self.request_pass()
+
+    def request_pass(self) -> None:
+        """Coalesce: one pass runs at a time; requests meanwhile make exactly one more."""
+        self._wanted = True
+        if self._pass_task is None or self._pass_task.done():
+            self._pass_task = asyncio.get_running_loop().create_task(self._passes(), name="ipvs")
+
+    async def _passes(self) -> None:
+        try:
+            for _ in range(1 << 30):
+                if not self._wanted:
+                    return
+                self._wanted = False
+                async with self._lock:
+                    await self._pass()
+        except Exception as exc:  # a bug here must not leave a director half-applied and silent
+            self._on_crash(exc)
+
+    async def _pass(self) -> list[str]:
+        """desired -> diff -> apply, under the lock. NetError is reported, never raised."""
+        self.counters.passes += 1
+        failures: list[str] = []
+        try:
+            if self.kernel is None:
+                self.kernel = await self.backend.dump()
+            result = desired_table(self.specs, self.health, self.quorum)
+            self.quorum = dict(result.quorum)
+            for change in result.changes:
+                self.counters.quorum_changes += 1
+                log.info("%s", change)
+                if change.script:
+                    self._notify.run_line(change.script, str(change.service))
+            ops = diff(self.kernel, result.table, self._owned)
+            if not ops:
+                return failures
+            report = await self.backend.apply(ops)
+            self.counters.ops_applied += len(report.applied)
+            for op in report.applied:
+                log.info("IPVS: %s", op)
+            if report.failures:
+                self.counters.op_failures += len(report.failures)
+                failures = [f"IPVS: {f}" for f in report.failures]
+                self.counters.last_failure = failures[-1]
+                for line in failures:
+                    log.error("%s", line)
+                self.kernel = None  # read the kernel again before the next attempt
+                self._schedule_retry()
+            else:
+                self.kernel = _merged(self.kernel, result.table, set(self._owned) - set(result.table.keys()))
+        except NetError as exc:
+            self.kernel = None
+            failures.append(f"IPVS: {exc}")
+            self.counters.op_failures += 1
+            self.counters.last_failure = str(exc)
+            log.error("IPVS: %s", exc)
+            self._schedule_retry()
+        return failures
+
+    def _schedule_retry(self) -> None:
+        if self._retry is None or self._retry.cancelled():
+            loop = asyncio.get_running_loop()
+
+            def retry() -> None:
+                self._retry = None
+                self.request_pass()
+
+            self._retry = loop.call_later(RETRY_AFTER_FAILURE, retry)
+
+    # --- status -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        runner = self._runner
+        checks = runner.status() if runner is not None else {}
+        pools = {e.key: {d.key: d.weight for d in e.dests} for e in self.kernel or IpvsTable()}
+        out = []
+        for vs in self.specs:
+            pool = pools.get(vs.key, {})
+            real_servers = []
+            for rs in vs.real_servers:
+                key = (vs.key, rs.key)
+                health = self.health.get(key, initial_health(rs))
+                st = checks.get(key)
+                real_servers.append(
+                    {
+                        "address": str(rs.key),
+                        "up": health.up,
+                        "weight": rs.weight if health.weight is None else health.weight,
+                        "ipvs_weight": pool.get(rs.key),
+                        "checkers": [
+                            {"check": c.describe, "up": c.up, "checks": c.checks, "failures": c.failures}
+                            for c in (st.checkers if st is not None else ())
+                        ],
+                    }
+                )
+            sorry = vs.sorry_server
+            out.append(
+                {
+                    "service": str(vs.key),
+                    "scheduler": vs.scheduler,
+                    "quorum": self.quorum.get(vs.key),
+                    "sorry_server_active": sorry is not None and sorry.key in pool and pool[sorry.key] > 0,
+                    "real_servers": real_servers,
+                }
+            )
+        return {"virtual_servers": out, "counters": self.counters.__dict__.copy()}
+
+
+def _merged(kernel: IpvsTable, desired: IpvsTable, dropped: set[ServiceKey]) -> IpvsTable:
+    """The kernel's table after `desired` was applied: ours replaced, dropped ones gone, others kept."""
+    ours = set(desired.keys())
+    kept = [e for e in kernel if e.key not in ours and e.key not in dropped]
+    return IpvsTable.build([*kept, *desired])
