@@ -46,6 +46,11 @@ def _socket_path(config: Path, control_socket: str | None) -> Path:
 @click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket for `hacc status`")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option(
+    "--lvs-dry-run",
+    is_flag=True,
+    help="Run the health checkers and compute IPVS, but program an in-memory table, never the kernel's",
+)
+@click.option(
     "--watch/--no-watch",
     default=True,
     help="Reload when the config directory changes (default); SIGHUP reloads either way",
@@ -56,6 +61,7 @@ def run(
     config_test: bool,
     control_socket: str | None,
     log_level: str,
+    lvs_dry_run: bool,
     watch: bool,
 ) -> None:
     """Run VRRP for the node whose generated config is in NODE_DIR; hot-reload it when it changes."""
@@ -64,10 +70,10 @@ def run(
         from hacc.runtime.configtest import config_test as check
 
         sys.exit(check(path, sys.stdout))
-    sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level, watch))
+    sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level, watch, lvs_dry_run))
 
 
-def _run_daemon(path: Path, control: Path, log_level: str, watch: bool) -> int:
+def _run_daemon(path: Path, control: Path, log_level: str, watch: bool, lvs_dry_run: bool) -> int:
     import asyncio
     import logging
 
@@ -90,7 +96,7 @@ def _run_daemon(path: Path, control: Path, log_level: str, watch: bool) -> int:
     if not loaded.spec.instances and not loaded.spec.virtual_servers:
         log.error("%s: nothing to run (no vrrp_instance, no virtual_server); not starting", path)
         return 1
-    return asyncio.run(serve(path, control, loaded, watch=watch))
+    return asyncio.run(serve(path, control, loaded, watch=watch, lvs_dry_run=lvs_dry_run))
 
 
 @click.command()

@@ -40,11 +40,19 @@ FAULT_INJECTION_ENV = "HACC_FAULT_INJECTION"
 
 
 class Service:
-    def __init__(self, config_path: Path, control_path: Path | None, *, watch: bool = True) -> None:
+    def __init__(
+        self, config_path: Path, control_path: Path | None, *, watch: bool = True, lvs_dry_run: bool = False
+    ) -> None:
         self.config_path = config_path
         self.control_path = control_path
         self.watch = watch
-        self.daemon = Daemon()
+        ipvs = None
+        if lvs_dry_run:
+            from hacc.runtime.ipvs.memory import MemoryIpvs
+
+            ipvs = MemoryIpvs()
+            log.warning("LVS dry run: health checkers run, IPVS changes go to an in-memory table only")
+        self.daemon = Daemon(ipvs=ipvs)
         self.crash: BaseException | None = None
         self._stopping = asyncio.Event()
         self.reloader = Reloader(config_path, self.daemon.reload, self._crashed)
@@ -139,8 +147,10 @@ def release_vips(vips: tuple[Vip, ...]) -> int:
     return removed
 
 
-async def serve(config_path: Path, control_path: Path | None, initial: Loaded, *, watch: bool = True) -> int:
-    service = Service(config_path, control_path, watch=watch)
+async def serve(
+    config_path: Path, control_path: Path | None, initial: Loaded, *, watch: bool = True, lvs_dry_run: bool = False
+) -> int:
+    service = Service(config_path, control_path, watch=watch, lvs_dry_run=lvs_dry_run)
     try:
         return await service.run(initial)
     except BaseException:
