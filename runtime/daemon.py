@@ -214,6 +214,11 @@ class Daemon:
                 failures.append(str(exc))
                 log.error("%s", exc)
         self._relink_groups(desired)
+        # the running spec is what really runs: an instance that failed to start is left out, so the
+        # next reload (any file event, SIGHUP) tries it again instead of keeping a phantom
+        running = {i.spec.key for i in self.instances.values()}
+        if len(running) != len(desired.instances):
+            self.spec = dataclasses.replace(desired, instances=tuple(i for i in desired.instances if i.key in running))
         if self.instances:
             self._start_links()
         else:

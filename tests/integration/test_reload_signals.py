@@ -232,3 +232,26 @@ def test_fault_injection_is_off_by_default(make_lan: MakeLan, nodes: Nodes) -> N
     assert reply["ok"] is False
     time.sleep(0.2)
     assert daemon.alive() and lan.holders(VIP) == [1]
+
+
+def test_apply_failure_is_reported_and_retried_on_the_next_reload(make_lan: MakeLan, nodes: Nodes) -> None:
+    lan, daemon = master_alone(make_lan, nodes)
+    second = (
+        "vrrp_instance VI_2 {\n    interface eth9\n    virtual_router_id 52\n    priority 150\n"
+        "    version 3\n    advert_int 0.1\n    virtual_ipaddress {\n        198.51.100.100/24 dev eth9\n    }\n}\n"
+    )
+    conf_path(daemon).write_text(vrrp_conf(priority=150, router_id="n1") + second)
+    assert wait_until(lambda: reloads(daemon)["apply_failures"] == 1, 3), daemon.log()
+    assert "VI_2] cannot start" in str(reloads(daemon)["last"])
+    assert daemon.alive() and lan.holders(VIP) == [1]
+    names = [i["name"] for i in hacc_status(daemon)["instances"]]  # type: ignore[union-attr]
+    assert names == ["VI_1"]
+    # the interface appears; the same config applied again now starts the instance
+    ns = lan.ns(1)
+    subprocess.run(["ip", "-n", ns, "link", "add", "eth9", "type", "veth", "peer", "name", "eth9p"], check=True)
+    subprocess.run(["ip", "-n", ns, "addr", "add", "198.51.100.1/24", "dev", "eth9"], check=True)
+    for dev in ("eth9", "eth9p"):
+        subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+    daemon.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: lan.holds(1, "198.51.100.100"), 5), daemon.log()
+    assert lan.holders(VIP) == [1]
