@@ -265,7 +265,7 @@ class Daemon:
                 return
             from hacc.runtime.ipvs.netlink import PyrouteIpvs
 
-            lvs = LvsManager(self._ipvs or PyrouteIpvs(), self._notify, _crash_in_loop)
+            lvs = LvsManager(self._ipvs or PyrouteIpvs(), self._notify, _crash_in_loop, lambda: self._smtp)
             try:
                 await lvs.open()
             except (NetError, OSError) as exc:

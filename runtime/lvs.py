@@ -32,6 +32,7 @@ from hacc.runtime.ipvs.netlink import IpvsBackend
 from hacc.runtime.ipvs.table import RealServerHealth, RealServerId, desired_table, initial_health
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.notify import NotifyRunner
+from hacc.runtime.smtp import SmtpAlerter
 
 log = logging.getLogger("hacc.lvs")
 
@@ -54,6 +55,7 @@ class LvsManager:
         backend: IpvsBackend,
         notify: NotifyRunner,
         on_crash: Callable[[BaseException], None],
+        smtp: Callable[[], SmtpAlerter | None] = lambda: None,
     ) -> None:
         self.backend = backend
         self.specs: tuple[VirtualServerSpec, ...] = ()
@@ -62,6 +64,7 @@ class LvsManager:
         self.kernel: IpvsTable | None = None
         self.counters = LvsCounters()
         self._notify = notify
+        self._smtp = smtp  # asked at each transition: a reload may change the smtp settings
         self._on_crash = on_crash
         self._runner: CheckRunner[RealServerId] | None = None
         self._lock = asyncio.Lock()
@@ -125,6 +128,9 @@ class LvsManager:
             script = (rs.notify_up if up else rs.notify_down) if rs is not None else None
             if script:
                 self._notify.run_line(script, f"{key[0]} {key[1]}")
+            smtp = self._smtp()
+            if rs is not None and rs.smtp_alert and smtp is not None:
+                smtp.alert_checker(str(key[1]), str(key[0]), up, reason)
         elif before.weight != weight:
             log.info("real server %s in %s: weight %s (%s)", key[1], key[0], weight, reason)
         self.request_pass()

@@ -1,4 +1,4 @@
-"""smtp_alert: e-mail on VRRP transitions, sent with smtplib in a worker thread.
+"""smtp_alert: e-mail on VRRP transitions and real-server checks, sent with smtplib in a worker thread.
 
 The message follows keepalived's shape: subject `[router_id] VRRP Instance NAME - Entering STATE
 state`, body naming the new state. Failures are logged and counted; they never block the loop.
@@ -46,6 +46,18 @@ def alert_message(settings: SmtpSettings, name: str, state: str) -> EmailMessage
     return msg
 
 
+def checker_message(settings: SmtpSettings, real_server: str, service: str, up: bool, reason: str) -> EmailMessage:
+    """keepalived's checker alert: `[router_id] Realserver ADDR:PORT of SERVICE - UP|DOWN`."""
+    msg = EmailMessage()
+    msg["From"] = settings.sender or f"keepalived@{settings.router_id}"
+    msg["To"] = ", ".join(settings.recipients)
+    msg["Subject"] = f"[{settings.router_id}] Realserver {real_server} of {service} - {'UP' if up else 'DOWN'}"
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = make_msgid(domain=settings.router_id or None)
+    msg.set_content(f"=> {'CHECK succeed' if up else 'CHECK failed'} on service: {reason} <=\n")
+    return msg
+
+
 def send_alert_blocking(settings: SmtpSettings, msg: EmailMessage) -> None:
     with smtplib.SMTP(
         settings.server,
@@ -64,9 +76,14 @@ class SmtpAlerter:
         self._tasks: set[asyncio.Future[None]] = set()
 
     def alert(self, name: str, state: str) -> None:
+        self._queue(alert_message(self.settings, name, state), name)
+
+    def alert_checker(self, real_server: str, service: str, up: bool, reason: str) -> None:
+        self._queue(checker_message(self.settings, real_server, service, up, reason), real_server)
+
+    def _queue(self, msg: EmailMessage, name: str) -> None:
         if not self.settings.recipients:
             return
-        msg = alert_message(self.settings, name, state)
         fut = asyncio.ensure_future(self._send(msg, name))
         self._tasks.add(fut)
         fut.add_done_callback(self._tasks.discard)

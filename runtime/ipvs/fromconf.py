@@ -47,6 +47,7 @@ class RealServerSpec:
     notify_up: str | None = None
     notify_down: str | None = None
     virtualhost: str | None = None
+    smtp_alert: bool = False  # e-mail on up/down: the real server's, else the virtual server's, else global
     # its health checkers: equal specs on reload keep the checkers' state and timers
     checkers: tuple[CheckerSpec, ...] = ()
     source: str = field(default="", compare=False)
@@ -166,7 +167,7 @@ def _forwarding(kind: str, where: str, problems: _Problems) -> Forwarding | None
 
 
 def _real_server(
-    vs: VirtualServer, key: ServiceKey, rs: RealServer, where: str, problems: _Problems
+    vs: VirtualServer, key: ServiceKey, rs: RealServer, where: str, problems: _Problems, smtp_alert: bool = False
 ) -> RealServerSpec | None:
     rs_where = f"{rs.source}: real_server {rs.address} {rs.port if rs.port is not None else ''}".rstrip()
     forwarding = _forwarding(rs.lb_kind, rs_where, problems)
@@ -198,12 +199,13 @@ def _real_server(
         notify_up=rs.notify_up,
         notify_down=rs.notify_down,
         virtualhost=rs.virtualhost or vs.virtualhost,
+        smtp_alert=next(a for a in (rs.smtp_alert, vs.smtp_alert, smtp_alert) if a is not None),
         checkers=checks.specs,
         source=str(rs.source),
     )
 
 
-def virtual_server_spec(vs: VirtualServer, problems: _Problems) -> VirtualServerSpec | None:
+def virtual_server_spec(vs: VirtualServer, problems: _Problems, smtp_alert: bool = False) -> VirtualServerSpec | None:
     label = vs.key if vs.port is not None or vs.address is None else f"{vs.protocol} {vs.address} (no port)"
     where = f"{vs.source}: virtual_server {label}"
     key = _service_key(vs, where, problems)
@@ -225,7 +227,7 @@ def virtual_server_spec(vs: VirtualServer, problems: _Problems) -> VirtualServer
         problems.warnings.append(f"{where}: ha_suspend is not supported by hacc run; the service is always present")
     real_servers: list[RealServerSpec] = []
     for rs in vs.real_servers:
-        spec = _real_server(vs, key, rs, where, problems)
+        spec = _real_server(vs, key, rs, where, problems, smtp_alert)
         if spec is None:
             continue
         if any(other.key == spec.key for other in real_servers):
@@ -272,10 +274,11 @@ def virtual_server_spec(vs: VirtualServer, problems: _Problems) -> VirtualServer
 def ipvs_spec(conf: KeepalivedConfig | Iterable[VirtualServer]) -> IpvsSpec:
     """All virtual servers of a config as specs, in config order, with errors and warnings (file:line first)."""
     servers = conf.virtual_servers if isinstance(conf, KeepalivedConfig) else tuple(conf)
+    smtp_alert = conf.global_defs.smtp_alert if isinstance(conf, KeepalivedConfig) else False
     problems = _Problems()
     specs: list[VirtualServerSpec] = []
     for vs in servers:
-        spec = virtual_server_spec(vs, problems)
+        spec = virtual_server_spec(vs, problems, smtp_alert)
         if spec is None:
             continue
         previous = next((s for s in specs if s.key == spec.key), None)

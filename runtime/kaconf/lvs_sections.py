@@ -227,9 +227,10 @@ _RS_HANDLERS: dict[str, Handler] = {
     "lb_kind": _lb_kind,
     "lvs_method": _lb_kind,
     "virtualhost": set_str("virtualhost"),
+    "smtp_alert": set_bool("smtp_alert"),
     **{kind: _collect("_checkers") for kind in SUPPORTED_CHECKERS | UNSUPPORTED_CHECKERS},
 }
-_RS_UNSUPPORTED = frozenset({"uthreshold", "lthreshold", "smtp_alert", "snmp_name"})
+_RS_UNSUPPORTED = frozenset({"uthreshold", "lthreshold", "snmp_name"})
 
 
 def _real_server(r: Reader, node: Node, vs_fields: Fields, vs_port: int | None) -> RealServer | None:
@@ -243,7 +244,7 @@ def _real_server(r: Reader, node: Node, vs_fields: Fields, vs_port: int | None) 
     checkers = tuple(_checker(r, child, chain) for child in values.pop("_checkers", []))
     if address is None:
         return None
-    model_keys = ("weight", "inhibit_on_failure", "notify_up", "notify_down", "lb_kind", "virtualhost")
+    model_keys = ("weight", "inhibit_on_failure", "notify_up", "notify_down", "lb_kind", "virtualhost", "smtp_alert")
     kept: dict[str, Any] = {k: v for k, v in values.items() if k in model_keys}
     return RealServer(address=address, port=port, checkers=checkers, source=node.loc, **kept)
 
@@ -267,12 +268,13 @@ VS_HANDLERS: dict[str, Handler] = {
     "sorry_server_inhibit": set_flag("sorry_server_inhibit"),
     "virtualhost": set_str("virtualhost"),
     "inhibit_on_failure": set_bool("inhibit_on_failure"),
+    "smtp_alert": set_bool("smtp_alert"),
     "real_server": _collect("_real_servers"),
 }
 VS_UNSUPPORTED = frozenset(
     {
         "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback",
-        "persistence_engine", "smtp_alert", "snmp_name", "ip_family", "sorry_server_lvs_method",
+        "persistence_engine", "snmp_name", "ip_family", "sorry_server_lvs_method",
         "retry_delay", "lvs_flags",
     }
 )  # fmt: skip
@@ -280,7 +282,7 @@ _VS_MODEL_KEYS = frozenset(
     {
         "delay_loop", "lb_algo", "lb_kind", "persistence_timeout", "persistence_granularity", "protocol",
         "quorum", "hysteresis", "quorum_up", "quorum_down", "alpha", "omega", "ha_suspend", "sorry_server",
-        "sorry_server_inhibit", "virtualhost",
+        "sorry_server_inhibit", "virtualhost", "smtp_alert",
     }
 )  # fmt: skip
 

@@ -250,6 +250,7 @@ class RealServer:
     notify_up: str | None = None
     notify_down: str | None = None
     virtualhost: str | None = None
+    smtp_alert: bool | None = None  # None: the virtual server's, else global_defs smtp_alert
     checkers: tuple[Checker, ...] = ()
     source: SourceLoc = field(default=NOWHERE, compare=False, repr=False)
 
@@ -284,6 +285,7 @@ class VirtualServer:
     sorry_server: SorryServer | None = None
     sorry_server_inhibit: bool = False
     virtualhost: str | None = None
+    smtp_alert: bool | None = None  # None: global_defs smtp_alert
     real_servers: tuple[RealServer, ...] = ()
     source: SourceLoc = field(default=NOWHERE, compare=False, repr=False)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from conftest import MakeLan, Nodes
 from harness import Daemon, Lan, hacc_status, spawn, vrrp_conf, wait_until
 
+SINK = Path(__file__).parent / "smtp_sink.py"
+
 SERVER = r"""
 import asyncio, sys
 async def handle(reader, writer):
@@ -52,6 +54,8 @@ HTTP_RS = """    real_server %s 80 {
 """
 TCP_RS = """    real_server %s 80 {
         weight 1
+        smtp_alert
+        notify_down "/bin/sh -c 'echo down >> %s'"
         TCP_CHECK {
             connect_port 8080
             connect_timeout 1
@@ -61,9 +65,17 @@ TCP_RS = """    real_server %s 80 {
 """
 
 
-def conf(rs2_weight: int = 1, with_rs3: bool = True) -> str:
-    body = HTTP_RS % (Lan.address(2), rs2_weight) + (TCP_RS % Lan.address(3) if with_rs3 else "")
-    return vrrp_conf(priority=150, router_id="dir") + VS % body
+GLOBAL = """    notification_email {
+        ops@example.com
+    }
+    notification_email_from hacc@example.com
+    smtp_server 127.0.0.1 2525
+"""
+
+
+def conf(marker: Path, rs2_weight: int = 1) -> str:
+    body = HTTP_RS % (Lan.address(2), rs2_weight) + TCP_RS % (Lan.address(3), marker)
+    return vrrp_conf(priority=150, router_id="dir", extra_global=GLOBAL) + VS % body
 
 
 def start_server(nodes: Nodes, lan: Lan, i: int, tmp: Path) -> Daemon:
@@ -84,7 +96,12 @@ def real_servers(director: Daemon) -> dict[str, dict[str, object]]:
 def test_checkers_follow_real_servers_and_survive_a_reload(make_lan: MakeLan, nodes: Nodes, tmp_path: Path) -> None:
     lan = make_lan(3)
     servers = {i: start_server(nodes, lan, i, tmp_path) for i in (2, 3)}
-    director = nodes.hacc(lan.ns(1), conf(), "--lvs-dry-run")
+    marker = tmp_path / "notify_down.log"
+    mail = tmp_path / "mail.txt"
+    sink_argv = [sys.executable, str(SINK), "127.0.0.1", "2525", str(mail)]
+    sink = spawn("sink", lan.ns(1), sink_argv, tmp_path / "sink.log", tmp_path)
+    nodes.started.append(sink)
+    director = nodes.hacc(lan.ns(1), conf(marker), "--lvs-dry-run")
     rs2, rs3 = f"{Lan.address(2)}:80", f"{Lan.address(3)}:80"
 
     def checked(addr: str, minimum: int) -> bool:
@@ -103,10 +120,13 @@ def test_checkers_follow_real_servers_and_survive_a_reload(make_lan: MakeLan, no
     assert wait_until(lambda: real_servers(director)[rs3]["up"] is False, 10), director.log()
     assert real_servers(director)[rs3]["ipvs_weight"] is None
     assert "Disabling real server" in director.log()
+    assert wait_until(lambda: marker.exists() and marker.read_text() == "down\n", 5), director.log()  # notify_down
+    subject = f"Subject: [dir] Realserver {rs3} of TCP 192.0.2.100:80 - DOWN"
+    assert wait_until(lambda: mail.exists() and subject in mail.read_text(), 5), director.log()  # smtp_alert
 
     # a reload re-weighting rs2 keeps its checker (its counters go on) and rs3's down verdict
     before = real_servers(director)[rs2]["checkers"][0]["checks"]  # type: ignore[index]
-    (director.workdir / "keepalived.conf").write_text(conf(rs2_weight=5))
+    (director.workdir / "keepalived.conf").write_text(conf(marker, rs2_weight=5))
     assert wait_until(lambda: real_servers(director)[rs2]["ipvs_weight"] == 5, 5), director.log()
     after = real_servers(director)
     assert after[rs3]["up"] is False  # not re-bootstrapped as "up" by the reload
