@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Loc
+from .failover import priority_tie_text
 from .loader import SourceMap
 from .lvs_plan import KEEPALIVED_QUORUM, LvsPlans, VirtualServerPlan
 from .model import Service, Site, VirtualServer
@@ -167,11 +168,7 @@ class _Checker:
                 by_prio[prio].append(nd)
             for prio, nodes in sorted(by_prio.items()):
                 if len(nodes) > 1:
-                    self.error(
-                        (*loc, "priorities"),
-                        f"priority tie: {', '.join(nodes)} all have {prio}; mastership would hinge on "
-                        "IP address order (RFC 5798 6.4.3)",
-                    )
+                    self.error((*loc, "priorities"), priority_tie_text(nodes, prio))
         if service.units and self.site.notify.service_manager == "sysv" and any("@" in u for u in service.units):
             self.error((*loc, "units"), "template units (with '@') need service_manager systemd")
 

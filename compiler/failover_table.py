@@ -1,8 +1,10 @@
 """Who is master of each VIP, in normal operation and after each single failure.
 
-Pure: a SitePlan in, a table out, every cell decided by `failover.elect` (RFC 5798 6.4.3: the highest
-priority wins, the higher primary IP address breaks a tie; keepalived's tracked-check weights). The
-scenarios are the ones an operator asks about: nothing wrong; one node down; one tracked check failing
+Pure: a SitePlan in, a table out. "normal" is every node started at once (`failover.cold_start`); every
+other row is one failure striking normal operation, with the normal master as the incumbent
+(`failover.after_failure`): a Backup whose priority only equals the Master's never takes over (RFC 5798
+6.4.2), so a tie keeps the VIP where it is; the higher address settles only simultaneous Masters (6.4.3).
+The scenarios are the ones an operator asks about: nothing wrong; one node down; one tracked check failing
 on one node. Two failures at once are out of scope (the table would grow with the square of the site).
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .failover import elect
+from .failover import Decision, after_failure
 from .plan import InstancePlan, SitePlan
 
 NORMAL = "normal"
@@ -29,12 +31,19 @@ class Scenario:
 class Cell:
     master: str | None  # None: no node can be master (all members down or in FAULT)
     priority: int
-    tie: bool  # won on the primary IP address against an equal priority (RFC 5798 6.4.3)
+    tie: bool  # another running node has the master's priority
+    decided: Decision = "priority"  # "ip": simultaneous Masters (6.4.3); "incumbent": kept on a tie (6.4.2)
+    own_check_failed: bool = False  # the VIP stays on the node whose tracked check failed
+    started_together: bool = False  # normal operation: a cold start, where a tie depends on timing
 
     def text(self) -> str:
         if self.master is None:
             return "none"
-        return f"{self.master} ({self.priority}{', tie on IP' if self.tie else ''})"
+        notes = {"ip": ", tie: higher IP wins", "incumbent": ", tie: incumbent keeps"}.get(self.decided, "")
+        if self.decided == "ip" and self.started_together:
+            notes = ", tie: higher IP wins if started together, else the first master keeps it"
+        flag = "; its own check failed" if self.own_check_failed else ""
+        return f"{self.master} ({self.priority}{notes}{flag})"
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,10 @@ def scenarios(plan: SitePlan) -> list[Scenario]:
 
 def _cell(inst: InstancePlan, plan: SitePlan, scenario: Scenario) -> Cell:
     failed = {scenario.failed_node: [scenario.failed_check]} if scenario.failed_node and scenario.failed_check else {}
-    outcome = elect(inst, plan.checks, down=scenario.down, failed=failed)
-    return Cell(outcome.master.node if outcome.master else None, outcome.priority, outcome.tie)
+    outcome = after_failure(inst, plan.checks, down=scenario.down, failed=failed)
+    master = outcome.master.node if outcome.master else None
+    own = master is not None and master == scenario.failed_node and scenario.failed_check in inst.track
+    return Cell(master, outcome.priority, outcome.tie, outcome.decided, own, scenario.label == NORMAL)
 
 
 def failover_table(plan: SitePlan) -> FailoverTable:
@@ -127,7 +138,13 @@ def render_json(table: FailoverTable) -> str:
             {
                 "scenario": s.label,
                 "masters": {
-                    c.instance: {"node": cell.master, "priority": cell.priority, "tie": cell.tie}
+                    c.instance: {
+                        "node": cell.master,
+                        "priority": cell.priority,
+                        "tie": cell.tie,
+                        "decided": cell.decided,
+                        "own_check_failed": cell.own_check_failed,
+                    }
                     for c, cell in zip(table.columns, cells, strict=True)
                 },
             }

@@ -1,13 +1,15 @@
 """Warnings about tracked-check weights that cannot do what the operator meant.
 
-A weight smaller than the priority gap can never move mastership (the check is decoration); a weight
-that moves it with `fall 1` moves VIPs on every single failed run (a blip).
+A weight smaller than the priority gap can never move mastership (the check is decoration); a weight that
+only brings the master down to a Backup's priority cannot either (a Backup of equal priority never takes
+over, RFC 5798 6.4.2); a weight that moves it with `fall 1` moves VIPs on every single failed run (a blip).
+Each failure is judged as the failover table judges it (`failover.after_failure`).
 """
 
 from __future__ import annotations
 
 from .errors import Diagnostic
-from .failover import Outcome, elect
+from .failover import Outcome, after_failure, normal_master
 from .loader import SourceMap
 from .model import Site
 from .plan import InstancePlan
@@ -18,14 +20,25 @@ def check_weights(site: Site, instances: list[InstancePlan], smap: SourceMap) ->
     for inst in instances:
         if len(inst.members) < 2:
             continue
-        base = elect(inst, site.checks)
+        base = normal_master(inst, site.checks)
         if base.master is None:
             continue
         for name in inst.track:
             check = site.checks[name]
-            after = elect(inst, site.checks, failed={base.master.node: [name]})
+            after = after_failure(inst, site.checks, failed={base.master.node: [name]})
             moves = after.master is not None and after.master.node != base.master.node
-            if check.weight != 0 and not moves:
+            if check.weight != 0 and not moves and after.decided == "incumbent":
+                out.append(
+                    smap.diagnostic(
+                        ("checks", name, "weight"),
+                        f"weight {check.weight} can never move instance {inst.name!r}: when {name!r} fails on "
+                        f"{base.master.node}, its priority {after.priority} only ties {_runner_up(after)}, and a "
+                        "Backup of equal priority never takes over (RFC 5798 6.4.2): the VIP stays on the node "
+                        "whose check failed; use a weight larger than the priority gap",
+                        "warning",
+                    )
+                )
+            elif check.weight != 0 and not moves:
                 out.append(
                     smap.diagnostic(
                         ("checks", name, "weight"),
@@ -40,7 +53,8 @@ def check_weights(site: Site, instances: list[InstancePlan], smap: SourceMap) ->
                     smap.diagnostic(
                         ("checks", name, "weight"),
                         f"when {name!r} fails on {base.master.node}, instance {inst.name!r} has a priority tie "
-                        f"at {after.priority}: the higher IP address decides (RFC 5798 6.4.3)",
+                        f"at {after.priority} between the Backups taking over: they become Master together and "
+                        "the higher IP address wins (RFC 5798 6.4.3)",
                         "warning",
                     )
                 )

@@ -81,15 +81,17 @@ def test_text_and_markdown_tables() -> None:
     assert "| scenario | `web` 192.0.2.100 |\n| --- | --- |\n| normal | lb1 (120) |\n| lb1 down | lb2 (110) |\n" in md
 
 
-def test_tie_goes_to_the_higher_primary_ip(tmp_path: Path) -> None:
-    """lb1 (192.0.2.20) 100 and lb2 (192.0.2.10) 90; a -10 check failing on lb1 ties them at 90: lb1 keeps
-    the VIP on its higher address. Failing on lb2 (80) changes nothing. A weight-0 check puts its node in
-    FAULT, so nobody is master when it fails on the only node left."""
+def test_tie_keeps_the_incumbent(tmp_path: Path) -> None:
+    """lb1 (192.0.2.10, the LOWER address) 100 and lb2 (192.0.2.20) 90; a -10 check failing on lb1 ties them
+    at 90. The Backup lb2 resets its Master_Down_Timer on an advert of greater or equal priority (RFC 5798
+    6.4.2), so it never takes over: lb1 keeps the VIP although its own check failed. The higher-IP rule
+    (6.4.3) would have given it to lb2: that is what the table used to say. Failing on lb2 (80) changes
+    nothing. A weight-0 check puts its node in FAULT, so nobody is master when it fails on the only node."""
     site = tmp_path / "tie.yaml"
     site.write_text(
         "site: tie\n"
         "defaults: {interface: eth0}\n"
-        "nodes:\n  lb1: {address: 192.0.2.20/24}\n  lb2: {address: 192.0.2.10/24}\n  lb3: {address: 192.0.2.30/24}\n"
+        "nodes:\n  lb1: {address: 192.0.2.10/24}\n  lb2: {address: 192.0.2.20/24}\n  lb3: {address: 192.0.2.30/24}\n"
         "checks:\n  soft: {file: /run/soft, weight: -10}\n  hard: {file: /run/hard, weight: 0}\n"
         "services:\n"
         "  web: {mode: mb, nodes: [lb1, lb2], vips: [192.0.2.100/24], track: [soft]}\n"
@@ -105,7 +107,13 @@ def test_tie_goes_to_the_higher_primary_ip(tmp_path: Path) -> None:
     scenarios = data["scenarios"]
     assert isinstance(scenarios, list)
     tie = next(s for s in scenarios if s["scenario"] == "soft fails on lb1")
-    assert tie["masters"]["web"]["tie"] is True
+    assert tie["masters"]["web"] == {
+        "node": "lb1",
+        "priority": 90,
+        "tie": True,
+        "decided": "incumbent",
+        "own_check_failed": True,
+    }
     text = hacc("failover", str(site)).output
-    assert "lb1 (90, tie on IP)" in text
-    assert "none" in text
+    assert "soft fails on lb1  lb3 (100)           lb1 (90, tie: incumbent keeps; its own check failed)\n" in text
+    assert "hard fails on lb3  none                lb1 (100)\n" in text

@@ -57,18 +57,22 @@ class Lan:
         self.delivered: list[tuple[float, str, str, int]] = []  # (time, from, to, priority)
 
     # ------------------------------------------------------------ control
-    def start(self, name: str, config: InstanceConfig | None = None) -> None:
+    def start(self, name: str, config: InstanceConfig | None = None, scripts_ok: bool | None = None) -> None:
+        """Start a router; `scripts_ok` reports every tracked script's first result before the Startup
+        event (checks already settled when VRRP starts), None leaves them unreported."""
         r = self.routers[name]
         if config is not None:
             r.config = config
         r.vr = VRRPInstance(r.config)
         if not r.link_up:  # the shell reports the link state before the Startup event
             r.vr.set_interface_up(self.now, False)
+        for script in r.config.track_scripts if scripts_ok is not None else ():
+            r.vr.set_script_result(self.now, script.name, scripts_ok)
         self._apply(r, r.vr.startup(self.now))
 
-    def start_all(self) -> None:
+    def start_all(self, scripts_ok: bool | None = None) -> None:
         for name in self.routers:
-            self.start(name)
+            self.start(name, scripts_ok=scripts_ok)
 
     def crash(self, name: str) -> None:
         """The router dies silently: no priority-0 advert, its addresses vanish with it."""
@@ -94,6 +98,18 @@ class Lan:
         r = self.routers[name]
         if r.vr is not None:
             self._apply(r, r.vr.set_script_result(self.now, script, ok))
+
+    def set_tracked_interface(self, name: str, interface: str, up: bool) -> None:
+        r = self.routers[name]
+        if r.vr is not None:
+            self._apply(r, r.vr.set_tracked_interface(self.now, interface, up))
+
+    def reconfigure(self, name: str, config: InstanceConfig) -> None:
+        """A reload of this router with a new config (keepalived SIGHUP / hacc run hot reload)."""
+        r = self.routers[name]
+        r.config = config
+        if r.vr is not None:
+            self._apply(r, r.vr.reconfigure(self.now, config))
 
     def run_until(self, until: float) -> None:
         for _ in range(MAX_STEPS):
