@@ -30,6 +30,7 @@ from .errors import Diagnostic, HaccError, OutputError, SiteError, StaleError
 _LAZY_COMMANDS: dict[str, str] = {
     "run": "hacc.runtime.cli:run",
     "status": "hacc.runtime.cli:status",
+    "systemd-unit": "hacc.runtime.cli:systemd_unit",
     "diff": "hacc.compiler.review_cli:diff",
     "failover": "hacc.compiler.review_cli:failover",
     "schema": "hacc.compiler.review_cli:schema",

@@ -27,6 +27,15 @@ def _config_path(node_dir: str | None, config_file: str | None) -> Path:
     raise click.UsageError("give NODE_DIR or -f FILE")
 
 
+def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, int] | None:
+    from hacc.runtime.metrics import parse_listen
+
+    try:
+        return parse_listen(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def _socket_path(config: Path, control_socket: str | None) -> Path:
     from hacc.runtime.control import default_socket_path
 
@@ -46,6 +55,12 @@ def _socket_path(config: Path, control_socket: str | None) -> Path:
 @click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket for `hacc status`")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "journal", "json"]),
+    default="auto",
+    help="auto: journald priorities without timestamps when stderr is the journal, else text",
+)
+@click.option(
     "--lvs-dry-run",
     is_flag=True,
     help="Run the health checkers and compute IPVS, but program an in-memory table, never the kernel's",
@@ -55,14 +70,29 @@ def _socket_path(config: Path, control_socket: str | None) -> Path:
     default=True,
     help="Reload when the config directory changes (default); SIGHUP reloads either way",
 )
+@click.option(
+    "--metrics",
+    "metrics_listen",
+    metavar="[HOST:]PORT",
+    callback=_listen_option,
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1)",
+)
+@click.option(
+    "--metrics-textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the metrics to this file every 5 s, atomically (node_exporter's textfile collector: *.prom)",
+)
 def run(
     node_dir: str | None,
     config_file: str | None,
     config_test: bool,
     control_socket: str | None,
     log_level: str,
+    log_format: str,
     lvs_dry_run: bool,
     watch: bool,
+    metrics_listen: tuple[str, int] | None,
+    metrics_textfile: Path | None,
 ) -> None:
     """Run VRRP for the node whose generated config is in NODE_DIR; hot-reload it when it changes."""
     path = _config_path(node_dir, config_file)
@@ -70,17 +100,28 @@ def run(
         from hacc.runtime.configtest import config_test as check
 
         sys.exit(check(path, sys.stdout))
-    sys.exit(_run_daemon(path, _socket_path(path, control_socket), log_level, watch, lvs_dry_run))
+    control = _socket_path(path, control_socket)
+    sys.exit(_run_daemon(path, control, log_level, log_format, watch, lvs_dry_run, metrics_listen, metrics_textfile))
 
 
-def _run_daemon(path: Path, control: Path, log_level: str, watch: bool, lvs_dry_run: bool) -> int:
+def _run_daemon(
+    path: Path,
+    control: Path,
+    log_level: str,
+    log_format: str,
+    watch: bool,
+    lvs_dry_run: bool,
+    metrics: tuple[str, int] | None = None,
+    metrics_textfile: Path | None = None,
+) -> int:
     import asyncio
     import logging
 
     from hacc.runtime.load import load_node
+    from hacc.runtime.logs import configure
     from hacc.runtime.serve import serve
 
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    configure(log_level, log_format)
     log = logging.getLogger("hacc")
     if not path.is_file():
         log.error("%s: no such file", path)
@@ -96,7 +137,17 @@ def _run_daemon(path: Path, control: Path, log_level: str, watch: bool, lvs_dry_
     if not loaded.spec.instances and not loaded.spec.virtual_servers:
         log.error("%s: nothing to run (no vrrp_instance, no virtual_server); not starting", path)
         return 1
-    return asyncio.run(serve(path, control, loaded, watch=watch, lvs_dry_run=lvs_dry_run))
+    return asyncio.run(
+        serve(
+            path,
+            control,
+            loaded,
+            watch=watch,
+            lvs_dry_run=lvs_dry_run,
+            metrics=metrics,
+            metrics_textfile=metrics_textfile,
+        )
+    )
 
 
 @click.command()
@@ -158,3 +209,28 @@ def _format_revision(reply: dict[str, Any]) -> str:
         lines.append(f"REJECTED revision {rev(rejected)}:")
         lines.extend(f"  {e}" for e in rejected.get("errors", []))
     return "\n".join(lines) + "\n"
+
+
+@click.command("systemd-unit")
+@click.option("--install", is_flag=True, help="Write /etc/systemd/system/hacc.service and /etc/default/hacc")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), help="Install under ROOT")
+def systemd_unit(install: bool, root: Path) -> None:
+    """Print the systemd unit for `hacc run` (Type=notify, reload by SIGHUP), or install it."""
+    import shutil
+
+    from hacc.runtime.unit import DEFAULTS, render_unit
+
+    hacc = shutil.which("hacc") or str(Path(sys.argv[0]).resolve())
+    text = render_unit(str(Path(hacc).resolve()))
+    if not install:
+        click.echo(text, nl=False)
+        return
+    unit = root / "etc/systemd/system/hacc.service"
+    defaults = root / "etc/default/hacc"
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text(text)
+    if not defaults.exists():  # an operator's settings are never overwritten
+        defaults.parent.mkdir(parents=True, exist_ok=True)
+        defaults.write_text(DEFAULTS)
+    click.echo(f"wrote {unit} (and {defaults} if it was missing)")
+    click.echo("then: systemctl daemon-reload && systemctl enable --now hacc")

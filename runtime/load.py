@@ -17,7 +17,7 @@ import hashlib
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hacc.runtime.fromconf import daemon_spec
@@ -36,6 +36,9 @@ class Revision:
     digest: str  # sha256 of the files read, first 12 hex digits
     commit: str | None = None  # git HEAD (12 hex digits) of the config's work tree, if any
     files: tuple[str, ...] = ()
+    # (path, inode, mtime_ns, size) of each file, taken just before reading it: the watcher's poll
+    # compares them with the files now (a change after the stat at worst costs one more reload)
+    stats: tuple[tuple[str, int, int, int], ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{self.digest}@{self.commit}" if self.commit else self.digest
@@ -56,14 +59,18 @@ class Loaded:
 def load_node(path: Path, *, config_id: str | None = None) -> Loaded:
     """Read and validate the config at `path` (blocking: call it from a thread in the daemon)."""
     read: dict[str, bytes] = {}
+    stats: list[tuple[str, int, int, int]] = []
 
     def recording_reader(file: Path) -> str:
+        st = file.stat()
+        stats.append((str(file), st.st_ino, st.st_mtime_ns, st.st_size))
         data = file.read_bytes()
         read[str(file)] = data
         return decode_config_bytes(data)
 
     result = load_config(path, read=recording_reader, config_id=config_id)
-    revision = Revision(_digest(read), git_commit(path.parent), tuple(result.config.files))
+    unique_stats = tuple(sorted({s[0]: s for s in stats}.values()))  # a file included twice is one file
+    revision = Revision(_digest(read), git_commit(path.parent), tuple(result.config.files), unique_stats)
     warnings = [str(d) for d in result.warnings if d.code not in FATAL_AT_RUNTIME]
     errors = [str(d) for d in result.errors] + [
         f"{d.file}:{d.line}: {d.message} (hacc run refuses a config with a missing include)"

@@ -37,16 +37,14 @@ STEP_MS = 10
 POLL_INTERVAL = 2.0
 
 
-def fingerprint(dirs: frozenset[Path], files: tuple[str, ...]) -> tuple[tuple[str, int, int, int], ...]:
-    """Inodes of the watched directories and stat of every config file: the poll's change detector.
-    Not the directories' mtimes: files created beside the config (logs, sockets) must not count."""
-    out = []
-    for path in sorted(map(str, dirs)):
-        try:
-            out.append((path, Path(path).stat().st_ino, 0, 0))
-        except OSError:
-            out.append((path, -1, 0, 0))
-    for path in sorted(files):
+FileStat = tuple[str, int, int, int]  # path, inode, mtime_ns, size (-1s: missing)
+
+
+def file_stats(files: tuple[str, ...]) -> tuple[FileStat, ...]:
+    """What the poll compares: every config file's identity, mtime and size. Directory mtimes are not
+    part of it: files created beside the config (logs, sockets) must not count."""
+    out: list[FileStat] = []
+    for path in sorted(set(files)):
         try:
             st = Path(path).stat()
         except OSError:
@@ -96,6 +94,7 @@ class Reloader:
         self._pending: str | None = None
         self._task: asyncio.Task[None] | None = None
         self.files: tuple[str, ...] = ()
+        self.file_stats: tuple[FileStat, ...] = ()  # of the files as the last load found them
         self.changed = asyncio.Event()  # set after each load: the watcher re-reads `files`
         self.completed = 0
 
@@ -117,6 +116,7 @@ class Reloader:
                 self.completed += 1
                 if loaded.revision.files:
                     self.files = loaded.revision.files
+                    self.file_stats = loaded.revision.stats
                 self.changed.set()  # the watcher checks whether its directories moved
         except Exception as exc:  # a bug in reload: the daemon must not keep running half-applied
             self._on_crash(exc)
@@ -137,8 +137,9 @@ class ConfigWatcher:
         self.polled_changes = 0
         self.dirs: frozenset[Path] = frozenset()
 
-    def start(self, files: tuple[str, ...]) -> None:
+    def start(self, files: tuple[str, ...], stats: tuple[FileStat, ...]) -> None:
         self._reloader.files = files
+        self._reloader.file_stats = stats
         self._task = asyncio.get_running_loop().create_task(self._run(), name="watch")
 
     async def stop(self) -> None:
@@ -185,27 +186,27 @@ class ConfigWatcher:
 
     async def _follow_files(self, rearm: asyncio.Event) -> None:
         """Re-arm the watch when a load found other includes or another symlink target, or when the
-        poll finds a watched directory replaced or a config file changed unseen (module docstring)."""
+        poll finds a watched directory replaced; request a reload when a config file differs from what
+        the last load read (a change inotify missed, or one that landed before the watch was armed)."""
         dirs = _dir_ids(self.dirs)
-        seen = fingerprint(self.dirs, self._reloader.files)
-        for _ in range(1 << 30):
-            try:
-                await asyncio.wait_for(self._reloader.changed.wait(), POLL_INTERVAL)
-                reloaded = True
-            except TimeoutError:
-                reloaded = False
-            self._reloader.changed.clear()
-            if watch_dirs(self._reloader.config_path, self._reloader.files) != self.dirs or _dir_ids(self.dirs) != dirs:
+        for n in range(1 << 30):
+            reloaded = False
+            if n:  # the first pass checks at once: a change may have landed before the watch existed
+                try:
+                    await asyncio.wait_for(self._reloader.changed.wait(), POLL_INTERVAL)
+                    reloaded = True
+                except TimeoutError:
+                    pass
+                self._reloader.changed.clear()
+            moved = watch_dirs(self._reloader.config_path, self._reloader.files) != self.dirs
+            if moved or _dir_ids(self.dirs) != dirs:
                 if not reloaded:
                     self._reloader.request("file change (poll)")
                 rearm.set()
                 return
-            now = fingerprint(self.dirs, self._reloader.files)
-            if now != seen and not reloaded:
-                # a change no event reported (a watch on a stale inode): the poll catches it
+            if not reloaded and file_stats(self._reloader.files) != self._reloader.file_stats:
                 self.polled_changes += 1
                 self._reloader.request("file change (poll)")
-            seen = now
 
 
 def _dir_ids(dirs: frozenset[Path]) -> tuple[tuple[str, int], ...]:

@@ -24,9 +24,11 @@ from typing import Any
 from hacc.runtime.control import ControlServer
 from hacc.runtime.daemon import Daemon, DaemonError
 from hacc.runtime.load import Loaded
+from hacc.runtime.metrics import MetricsExporter
 from hacc.runtime.net.addresses import Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.reload import ConfigWatcher, Reloader
+from hacc.runtime.sdnotify import Notifier
 
 log = logging.getLogger("hacc.daemon")
 
@@ -41,7 +43,14 @@ FAULT_INJECTION_ENV = "HACC_FAULT_INJECTION"
 
 class Service:
     def __init__(
-        self, config_path: Path, control_path: Path | None, *, watch: bool = True, lvs_dry_run: bool = False
+        self,
+        config_path: Path,
+        control_path: Path | None,
+        *,
+        watch: bool = True,
+        lvs_dry_run: bool = False,
+        metrics: tuple[str, int] | None = None,
+        metrics_textfile: Path | None = None,
     ) -> None:
         self.config_path = config_path
         self.control_path = control_path
@@ -55,9 +64,48 @@ class Service:
         self.daemon = Daemon(ipvs=ipvs)
         self.crash: BaseException | None = None
         self._stopping = asyncio.Event()
-        self.reloader = Reloader(config_path, self.daemon.reload, self._crashed)
+        self.notifier = Notifier()
+        self.reloader = Reloader(config_path, self._reload, self._crashed)
         self.watcher = ConfigWatcher(self.reloader)
         self._control: ControlServer | None = None
+        self.metrics = (
+            MetricsExporter(self.daemon.status, metrics, metrics_textfile) if metrics or metrics_textfile else None
+        )
+
+    async def _reload(self, loaded: Loaded, trigger: str) -> str:
+        # systemd hears about reloads an operator asked for (systemctl reload, the control socket);
+        # file-triggered ones update STATUS only, so a busy git remote does not flood the journal
+        explicit = not trigger.startswith("file")
+        if explicit:
+            self.notifier.reloading()
+        line = await self.daemon.reload(loaded, trigger)
+        if explicit:
+            self.notifier.ready(self.summary())
+        else:
+            self.notifier.status(self.summary())
+        return line
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=: revision, instance states, virtual servers."""
+        d = self.daemon
+        states: dict[str, int] = {}
+        for inst in d.instances.values():
+            states[inst.state] = states.get(inst.state, 0) + 1
+        parts = [f"revision {d.revision}", f"{len(d.instances)} instance(s)"]
+        if states:
+            parts[-1] += " (" + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + ")"
+        if d.spec.virtual_servers:
+            parts.append(f"{len(d.spec.virtual_servers)} virtual server(s)")
+        if d.rejected is not None:
+            parts.append(f"REJECTED {d.rejected.revision}")
+        return "; ".join(parts)
+
+    def _watchdog(self) -> None:
+        # sent from the event loop: if the loop wedges, systemd stops hearing it and restarts us
+        self.notifier.watchdog()
+        interval = self.notifier.watchdog_interval
+        if interval is not None and not self._stopping.is_set():
+            asyncio.get_running_loop().call_later(interval / 2, self._watchdog)
 
     def _crashed(self, exc: BaseException) -> None:
         if self.crash is None:
@@ -107,9 +155,20 @@ class Service:
             log.error("%s", exc)
             await self._stop()
             return EXIT_FAILED
+        if self.metrics is not None:
+            try:
+                await self.metrics.start()
+            except OSError as exc:
+                # asked for but unusable: a failed start is better than monitoring that sees nothing
+                log.error("metrics: %s", exc)
+                await self._stop()
+                return EXIT_FAILED
         self.reloader.files = initial.revision.files
+        self.notifier.ready(self.summary())
+        if self.notifier.watchdog_interval is not None:
+            self._watchdog()
         if self.watch:
-            self.watcher.start(initial.revision.files)
+            self.watcher.start(initial.revision.files, initial.revision.stats)
         if self.control_path is not None:
             self._control = ControlServer(self.control_path, self._handlers())
             await self._control.start()
@@ -118,6 +177,7 @@ class Service:
         return EXIT_FAILED if self.crash is not None else EXIT_OK
 
     async def _stop(self) -> None:
+        self.notifier.stopping("stopping: resigning and removing VIPs")
         await self.watcher.stop()
         held = self.daemon.held_vips()
         try:
@@ -127,6 +187,8 @@ class Service:
             await asyncio.to_thread(release_vips, held)
         if self._control is not None:
             await self._control.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()  # after the daemon: the textfile's last word is keepalived_up 0
 
 
 def release_vips(vips: tuple[Vip, ...]) -> int:
@@ -148,9 +210,23 @@ def release_vips(vips: tuple[Vip, ...]) -> int:
 
 
 async def serve(
-    config_path: Path, control_path: Path | None, initial: Loaded, *, watch: bool = True, lvs_dry_run: bool = False
+    config_path: Path,
+    control_path: Path | None,
+    initial: Loaded,
+    *,
+    watch: bool = True,
+    lvs_dry_run: bool = False,
+    metrics: tuple[str, int] | None = None,
+    metrics_textfile: Path | None = None,
 ) -> int:
-    service = Service(config_path, control_path, watch=watch, lvs_dry_run=lvs_dry_run)
+    service = Service(
+        config_path,
+        control_path,
+        watch=watch,
+        lvs_dry_run=lvs_dry_run,
+        metrics=metrics,
+        metrics_textfile=metrics_textfile,
+    )
     try:
         return await service.run(initial)
     except BaseException:

@@ -7,8 +7,8 @@ import asyncio
 import threading
 from pathlib import Path
 
-from hacc.runtime.load import Loaded, Revision
-from hacc.runtime.reload import Reloader, _is_relevant, fingerprint, relevant_paths, watch_dirs
+from hacc.runtime.load import Loaded, Revision, load_node
+from hacc.runtime.reload import Reloader, _dir_ids, _is_relevant, file_stats, relevant_paths, watch_dirs
 
 
 def test_burst_of_requests_coalesces_into_at_most_two_loads(tmp_path: Path) -> None:
@@ -79,19 +79,28 @@ def test_watch_dirs_cover_node_dir_link_parent_and_includes(tmp_path: Path) -> N
     assert _is_relevant(content, links, None, str(release / "conf.d" / "new.conf"))
 
 
-def test_fingerprint_sees_a_swapped_directory_but_not_files_created_beside(tmp_path: Path) -> None:
+def test_file_stats_match_what_the_load_read_and_ignore_files_beside(tmp_path: Path) -> None:
     node = tmp_path / "lb1"
     node.mkdir()
     conf = node / "keepalived.conf"
-    conf.write_text("x")
-    dirs = frozenset({node, tmp_path})
-    before = fingerprint(dirs, (str(conf),))
+    conf.write_text("vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n}\n")
+    loaded = load_node(conf)
+    assert file_stats(loaded.revision.files) == loaded.revision.stats  # the poll's baseline
     (tmp_path / "daemon.log").write_text("log")
     (node / "state").write_text("s")
-    assert fingerprint(dirs, (str(conf),)) == before
+    assert file_stats(loaded.revision.files) == loaded.revision.stats
+    swapped = node / ".keepalived.conf.new"
+    swapped.write_text(conf.read_text())
+    swapped.replace(conf)  # same bytes, new inode: a git checkout does this
+    assert file_stats(loaded.revision.files) != loaded.revision.stats
+
+
+def test_dir_ids_see_a_directory_swapped_whole(tmp_path: Path) -> None:
+    node = tmp_path / "lb1"
+    node.mkdir()
+    before = _dir_ids(frozenset({node, tmp_path}))
     swapped = tmp_path / "lb1.new"
     swapped.mkdir()
-    (swapped / "keepalived.conf").write_text("x")
     node.rename(tmp_path / "lb1.old")
     swapped.rename(node)
-    assert fingerprint(dirs, (str(conf),)) != before
+    assert _dir_ids(frozenset({node, tmp_path})) != before
