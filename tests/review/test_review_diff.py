@@ -55,7 +55,7 @@ def test_priority_change_moves_vip(site_repo: SiteRepo) -> None:
         "mode: mb\n    nodes: [lb1, lb2]", "mode: mb\n    priorities: {lb1: 100, lb2: 110}\n    nodes: [lb1, lb2]"
     )
     assert _summary(site_repo) == [
-        ("instance web", "priority lb2 90 -> 110; 192.0.2.100: master lb1 -> lb2", "moves traffic"),
+        ("instance web", "priority lb2 90 -> 110 (effective lb2 130 > lb1 120); 192.0.2.100: master lb1 -> lb2", "moves traffic"),
     ]
     # Only normal operation changes: with lb1 or lb2 down the survivor is master before and after; haproxy
     # failing on lb1 gave lb2 the VIP before (100 < 110) and still does (100 < 130); failing on lb2 gives it
@@ -71,7 +71,7 @@ def test_priority_change_that_moves_only_on_failure(site_repo: SiteRepo) -> None
     site_repo.edit(
         "mode: mb\n    nodes: [lb1, lb2]", "mode: mb\n    priorities: {lb1: 100, lb2: 75}\n    nodes: [lb1, lb2]"
     )
-    assert _summary(site_repo) == [("instance web", "priority lb2 90 -> 75", "hitless")]
+    assert _summary(site_repo) == [("instance web", "priority lb2 90 -> 75 (effective lb1 120 > lb2 95)", "hitless")]
     assert _moves(site_repo) == [("haproxy fails on lb1", "192.0.2.100", "lb2", "lb1")]
 
 
@@ -123,7 +123,8 @@ def test_markdown_and_output_file(site_repo: SiteRepo) -> None:
     assert md == report_markdown(make_report(site_repo.site, "HEAD"))
     assert md.startswith("## hacc diff: `sites/review.yaml` against `HEAD`\n\n**2 change(s), highest risk: disruptive;")
     assert (
-        "| **moves traffic** | instance web | priority lb2 90 -> 110; 192.0.2.100: master lb1 -> lb2 | lb1, lb2 |" in md
+        "| **moves traffic** | instance web | priority lb2 90 -> 110 (effective lb2 130 > lb1 120); "
+        "192.0.2.100: master lb1 -> lb2 | lb1, lb2 |" in md
     )
     assert "| **disruptive** | instance www | VRID 2 -> 42 | lb1, lb2 |" in md
     assert "| normal | 192.0.2.100 | lb1 | lb2 |" in md
@@ -135,7 +136,7 @@ def test_new_site_and_bad_ref_and_invalid_site(site_repo: SiteRepo) -> None:
     new.write_text(site_repo.site.read_text().replace("site: review", "site: other"))
     out = hacc("diff", str(new)).output
     assert "note: sites/other.yaml does not exist at HEAD: everything is new" in out
-    assert "[hitless] instance added (VRID 1, service web, mode mb, master lb1)" in out
+    assert "[hitless] instance added: VIPs 192.0.2.100/24 (VRID 1, service web, mode mb, master lb1)" in out
     bad_ref = hacc("diff", str(site_repo.site), "--against", "no-such-branch")
     assert bad_ref.exit_code == 1
     assert "cannot compare against 'no-such-branch'" in bad_ref.output

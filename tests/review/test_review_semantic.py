@@ -81,7 +81,7 @@ def test_tracked_check_added_and_removed() -> None:
         ("maint fails on lb1", "192.0.2.101", "lb1", "lb2"),
     ]
     removed, moves = _diff(("track: [haproxy]", "track: []"))
-    assert removed == [("instance web", "no longer tracks check haproxy", "hitless")]
+    assert removed == [("instance web", "no longer tracks check haproxy (effective lb1 100 > lb2 90)", "hitless")]
     # without the check, haproxy dying on lb1 no longer moves the VIPs (100 > 90 instead of 100 < 110)
     assert ("haproxy fails on lb1", "192.0.2.100", "lb2", "lb1") in moves
 
@@ -93,7 +93,7 @@ def test_reweight_that_moves_traffic_and_checker_change() -> None:
     assert changes == [("check haproxy", "check haproxy re-weighted 20 -> -20", "hitless")]
     changes, _ = _diff(("script: /usr/bin/true, interval: 1", "script: /usr/bin/false, interval: 3"))
     assert changes == [
-        ("check haproxy", "checker changed: interval 1.0 -> 3.0, script '/usr/bin/true' -> '/usr/bin/false'", "hitless")
+        ("check haproxy", "checker changed: interval 1 -> 3, script /usr/bin/true -> /usr/bin/false", "hitless")
     ]
 
 
@@ -102,20 +102,37 @@ def test_priority_swap_moves_traffic() -> None:
     assert changes == [
         (
             "instance web",
-            "priority lb1 100 -> 90, lb2 90 -> 100; 192.0.2.100, 192.0.2.101: master lb1 -> lb2",
+            "priority lb1 100 -> 90, lb2 90 -> 100 (effective lb2 120 > lb1 110); 192.0.2.100, 192.0.2.101: master lb1 -> lb2",
             "moves traffic",
         )
     ]
     assert ("normal", "192.0.2.101", "lb1", "lb2") in moves
 
 
+def test_rename_keeping_the_vrid_is_hitless() -> None:
+    """keepalived (and hacc run) match instances on reload by VRID + interface + family, not by name (checked
+    with keepalived 2.2.7 in tests/integration/test_review_keepalived_netns.py): api -> api2 keeps VRID 1 on
+    eth0 (the fresh allocation sorts api2 before web as it sorted api), so nothing restarts, and its virtual
+    servers (IPVS knows them by address, port and protocol) are untouched."""
+    changes, moves = _diff(("  api:\n", "  api2:\n"))
+    assert changes == [("instance api2", "renamed from api (VRID 1 on eth0 kept)", "hitless")]
+    assert moves == []
+
+
 def test_instances_added_and_removed() -> None:
-    changes, _ = _diff(("  api:\n", "  api2:\n"))
-    assert ("instance api", "instance removed (VRID 1, service api)", "disruptive") in changes
-    assert ("instance api2", "instance added (VRID 1, service api2, mode mb, master lb2)", "hitless") in changes
+    """api -> zapi sorts after web: web gets VRID 1 and zapi VRID 2 in a fresh allocation, so api (VRID 1)
+    is a different virtual router from zapi (VRID 2): removed and added, and web's VRID changes."""
+    changes, _ = _diff(("  api:\n", "  zapi:\n"))
+    assert ("instance api", "instance removed: VIPs 192.0.2.150/24 (VRID 1, service api)", "disruptive") in changes
+    assert (
+        "instance zapi",
+        "instance added: VIPs 192.0.2.150/24 (VRID 2, service zapi, mode mb, master lb2)",
+        "hitless",
+    ) in changes
+    assert ("instance web", "VRID 2 -> 1", "disruptive") in changes
     assert ("service api virtual server 192.0.2.150:80/TCP", "virtual server removed", "disruptive") in changes
     assert (
-        "service api2 virtual server 192.0.2.150:80/TCP",
+        "service zapi virtual server 192.0.2.150:80/TCP",
         "virtual server added (2 real servers)",
         "hitless",
     ) in changes
@@ -135,7 +152,7 @@ def test_lvs_changes() -> None:
         "service api virtual server 192.0.2.150:443/TCP",
     )
     assert changes == [
-        (scope443, "virtual server changed: lb_algo 'wlc' -> 'sh'", "hitless"),
+        (scope443, "virtual server changed: lb_algo wlc -> sh", "hitless"),
         (scope80, "real server 192.0.2.22:80 removed", "hitless"),
         (scope80, "real server 192.0.2.21:80 re-weighted 2 -> 5", "hitless"),
         (
@@ -199,7 +216,7 @@ def test_lvs_quorum_sorry_server_and_fwmark() -> None:
     assert changes == [
         (
             "service api virtual server 192.0.2.150:443/TCP",
-            "virtual server changed: sorry_server None -> 127.0.0.1:443",
+            "virtual server changed: sorry_server unset -> 127.0.0.1:443",
             "hitless",
         ),
         ("service api virtual server fwmark 9", "virtual server added (1 real servers)", "hitless"),
@@ -209,8 +226,8 @@ def test_lvs_quorum_sorry_server_and_fwmark() -> None:
 def test_rollout_settings_auth_and_notification() -> None:
     changes, _ = _diff(("defaults: {interface: eth0, advert_int: 1}", "defaults: {interface: eth0, advert_int: 2}"))
     assert changes == [
-        ("instance api", "advert_int 1.0 -> 2.0", "disruptive"),
-        ("instance web", "advert_int 1.0 -> 2.0", "disruptive"),
+        ("instance api", "advert_int 1 s -> 2 s", "disruptive"),
+        ("instance web", "advert_int 1 s -> 2 s", "disruptive"),
     ]
     changes, _ = _diff(("nodes:\n", "auth: {type: PASS, secret: VRRP_PASS}\nnodes:\n"))
     assert changes == [("site", "authentication none -> PASS $VRRP_PASS", "disruptive")]
@@ -220,8 +237,8 @@ def test_rollout_settings_auth_and_notification() -> None:
     assert changes == [
         (
             "site",
-            "notification changed: email [] -> ['ops@example.com'], from_ None -> 'ka@example.com', "
-            "smtp_server None -> '192.0.2.25'",
+            "notification changed: email none -> ops@example.com, from unset -> ka@example.com, "
+            "smtp_server unset -> 192.0.2.25",
             "hitless",
         )
     ]
