@@ -52,6 +52,10 @@ def _socket_path(config: Path, control_socket: str | None) -> Path:
     help="keepalived.conf to use instead of NODE_DIR/keepalived.conf",
 )
 @click.option("-t", "--config-test", is_flag=True, help="Check the config like `keepalived -t` and exit")
+@click.option("--strict", is_flag=True, help="With --config-test: warnings are errors")
+@click.option(
+    "--check-interfaces", is_flag=True, help="With --config-test: its interfaces must exist here (as keepalived -t)"
+)
 @click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket for `hacc status`")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option(
@@ -86,6 +90,8 @@ def run(
     node_dir: str | None,
     config_file: str | None,
     config_test: bool,
+    strict: bool,
+    check_interfaces: bool,
     control_socket: str | None,
     log_level: str,
     log_format: str,
@@ -99,7 +105,7 @@ def run(
     if config_test:
         from hacc.runtime.configtest import config_test as check
 
-        sys.exit(check(path, sys.stdout))
+        sys.exit(check(path, sys.stdout, strict=strict, check_interfaces=check_interfaces))
     control = _socket_path(path, control_socket)
     sys.exit(_run_daemon(path, control, log_level, log_format, watch, lvs_dry_run, metrics_listen, metrics_textfile))
 
