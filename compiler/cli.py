@@ -17,11 +17,14 @@ import importlib.util
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from .errors import Diagnostic, HaccError, OutputError, SiteError, StaleError
+
+if TYPE_CHECKING:
+    from .build import BuildResult
 
 # The compiler's stages (pydantic, jinja2, ruamel) are imported inside the commands that use them: `hacc run`
 # shares this entry point and should not carry ~25 MB of compiler modules for its whole life.
@@ -74,14 +77,39 @@ def _read_secrets(path: Path) -> dict[str, str]:
     return out
 
 
-def _report(diags: Iterable[Diagnostic]) -> None:
+def _escape(text: str, prop: bool = False) -> str:
+    """GitHub workflow-command escaping (toolkit's command.ts: data, then properties)."""
+    out = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return out.replace(":", "%3A").replace(",", "%2C") if prop else out
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """A diagnostic as a workflow command, so it shows inline on the pull request's changed line."""
+    props = f"file={_escape(d.file, True)},line={d.line},col={d.column},title={_escape('hacc: ' + d.field, True)}"
+    return f"::{d.severity} {props}::{_escape(d.message)}"
+
+
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="github: diagnostics as workflow annotations on stdout (inline on the pull request)",
+)
+
+
+def _report(diags: Iterable[Diagnostic], fmt: str = "text") -> None:
     for d in diags:
-        click.echo(d.format(), err=True)
+        if fmt == "github":
+            click.echo(github_annotation(d))
+        else:
+            click.echo(d.format(), err=True)
 
 
-def _fail(exc: HaccError) -> NoReturn:
+def _fail(exc: HaccError, fmt: str = "text") -> NoReturn:
     if isinstance(exc, SiteError):
-        _report(exc.diagnostics)
+        _report(exc.diagnostics, fmt)
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
         warnings = len(exc.diagnostics) - errors
         counts = f"{errors} error(s)" + (f", {warnings} warning(s) (--strict)" if warnings else "")
@@ -102,7 +130,25 @@ def _fail(exc: HaccError) -> NoReturn:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="a node-local secrets file to check the referenced secret against (never written anywhere)",
 )
-def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool, secrets_file: Path | None) -> None:
+@click.option(
+    "--reallocate",
+    "reallocate",
+    multiple=True,
+    metavar="SERVICE",
+    help="give SERVICE a fresh VRID (drop its lock entries), e.g. after it moved to a segment where its locked "
+    "VRID is taken; repeatable",
+)
+@_FORMAT
+def build(
+    site: Path,
+    out: Path | None,
+    check: bool,
+    frozen: bool,
+    strict: bool,
+    secrets_file: Path | None,
+    reallocate: tuple[str, ...],
+    fmt: str,
+) -> None:
     """Compile SITE into one directory per node: keepalived.conf and notify.sh."""
     from .build import build_from_path
     from .vrid import lock_path
@@ -112,10 +158,10 @@ def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool,
     lock_file = lock_path(site)
     try:
         secrets = _read_secrets(secrets_file) if secrets_file else None
-        result = build_from_path(site, secrets)
+        result = _build_reallocating(site, secrets, reallocate) if reallocate else build_from_path(site, secrets)
         if strict and result.warnings:
             raise SiteError(result.warnings)
-        _report(result.warnings)
+        _report(result.warnings, fmt)
         if check or frozen:
             problems = []
             if result.lock_changed:
@@ -130,7 +176,7 @@ def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool,
         changed = write_tree(out, result.files)
         lock_written = write_file_atomic(lock_file, result.lock_text)
     except HaccError as exc:
-        _fail(exc)
+        _fail(exc, fmt)
     except OSError as exc:
         _fail(OutputError(str(exc)))
     nodes = len(result.plan.nodes)
@@ -141,15 +187,34 @@ def build(site: Path, out: Path | None, check: bool, frozen: bool, strict: bool,
     )
 
 
+def _build_reallocating(site: Path, secrets: dict[str, str] | None, services: tuple[str, ...]) -> BuildResult:
+    """`hacc build --reallocate`: the build with these services' lock entries dropped."""
+    from .build import compile_site
+    from .loader import load_file
+    from .resolve import instance_names
+    from .vrid import lock_path, read_lock, released
+
+    model, smap = load_file(site)
+    unknown = [s for s in services if s not in model.services]
+    if unknown:
+        raise click.BadParameter(f"no such service: {', '.join(unknown)}", param_hint="--reallocate")
+    lock, lock_diags = read_lock(lock_path(site))
+    if lock_diags:
+        raise SiteError(lock_diags)
+    drop = {inst for s in services for inst, _ in instance_names(s, model.services[s])}
+    return compile_site(model, smap, released(lock, drop), site.name, secrets)
+
+
 @main.command()
 @click.argument("site", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check(site: Path) -> None:
+@_FORMAT
+def check(site: Path, fmt: str) -> None:
     """Validate SITE and print every problem; write nothing."""
     from .build import build_from_path
 
     try:
         result = build_from_path(site)
     except HaccError as exc:
-        _fail(exc)
-    _report(result.warnings)
+        _fail(exc, fmt)
+    _report(result.warnings, fmt)
     click.echo(f"{site}: ok ({len(result.plan.nodes)} nodes, {len(result.plan.instances)} VRRP instances)")

@@ -105,6 +105,8 @@ class Report:
     files_changed: int
     note: str | None
     stale: list[str]  # files of the work tree's generated tree that a fresh build would change
+    warnings: tuple[str, ...] = ()  # the new build's warnings, formatted
+    flagged: tuple[str, ...] = ()  # failover cells where the VIP stays on a node whose own check failed
 
 
 def _file_diff(old: BuildResult | None, new: BuildResult, lock_name: str) -> tuple[list[str], int]:
@@ -136,15 +138,52 @@ def make_report(site: Path, ref: str) -> Report:
     sem = semantic_diff(old.result.plan if old.result else None, new.plan)
     lines, changed = _file_diff(old.result, new, lock_path(site).name)
     stale = stale_files(default_out(site), new.files)
-    return Report(site.as_posix(), ref, sem, lines, changed, old.note, stale)
+    warnings = tuple(dict.fromkeys(d.format() for d in new.warnings))
+    return Report(site.as_posix(), ref, sem, lines, changed, old.note, stale, warnings, _flagged(new))
 
 
-def shown_moves(moves: tuple[MasterChange, ...]) -> tuple[list[MasterChange], int]:
+def _flagged(result: BuildResult) -> tuple[str, ...]:
+    """'haproxy fails on lb1: 192.0.2.100 stays on lb1 (90, tie: incumbent keeps)' for each such cell."""
+    table = failover_table(result.plan)
+    out = []
+    for scenario, cells in table.rows:
+        for column, cell in zip(table.columns, cells, strict=True):
+            if cell.own_check_failed:
+                out.append(
+                    f"{scenario.label}: {', '.join(column.vips)} stays on {cell.master} ({cell.priority}"
+                    f"{', tie: incumbent keeps' if cell.decided == 'incumbent' else ''}), whose own check failed"
+                )
+    return tuple(out)
+
+
+def shown_moves(moves: tuple[MasterChange, ...]) -> tuple[list[MasterChange], list[str]]:
     """The failover-table changes worth reading: each VIP's normal-operation change, and the scenarios that
-    change differently from it; plus how many rows were folded into "same as normal"."""
+    change differently from it; plus the scenarios folded into "same as normal" (each named once)."""
     normal = {m.vip: (m.before, m.after) for m in moves if m.scenario == NORMAL}
     shown = [m for m in moves if m.scenario == NORMAL or normal.get(m.vip) != (m.before, m.after)]
-    return shown, len(moves) - len(shown)
+    folded = [m.scenario for m in moves if m not in shown]
+    return shown, list(dict.fromkeys(folded))
+
+
+def _folded_text(folded: list[str]) -> str:
+    return f"{len(folded)} more scenario(s) change like normal operation: {', '.join(folded)}"
+
+
+def _rollout_lines(r: Report) -> list[str]:
+    out = []
+    for ro in r.semantic.rollouts:
+        how = "every order of" if ro.exhaustive else f"{ro.tried} orders (a bounded heuristic) of"
+        if ro.recommended is not None:
+            out.append(
+                f"service {ro.service}: {ro.advice()}. Checked {how} {', '.join(ro.nodes)}; these move traffic "
+                f"for a while: {ro.bad_text()}"
+            )
+        else:
+            out.append(
+                f"service {ro.service}: moves traffic during rollout whatever the order ({how} "
+                f"{', '.join(ro.nodes)} checked): {ro.bad_text()}"
+            )
+    return out
 
 
 def _headline(r: Report) -> str:
@@ -160,6 +199,8 @@ def report_text(r: Report) -> str:
         out.append(f"note: {r.note}")
     if r.stale:
         out.append(f"warning: the generated tree is stale ({len(r.stale)} file(s)): run `hacc build {r.site}`")
+    if r.warnings:
+        out += ["", "build warnings:", *(f"  {w}" for w in r.warnings)]
     scope = None
     for c in r.semantic.changes:
         if c.scope != scope:
@@ -174,7 +215,12 @@ def report_text(r: Report) -> str:
         for m in moves:
             out.append(f"  {m.scenario.ljust(width)}  {m.vip}: {m.before or 'none'} -> {m.after or 'none'}")
         if folded:
-            out.append(f"  ({folded} more scenario(s) change like normal operation)")
+            out.append(f"  ({_folded_text(folded)})")
+    rollout = _rollout_lines(r)
+    if rollout:
+        out += ["", "rollout (nodes reloaded one at a time):", *(f"  {line}" for line in rollout)]
+    if r.flagged:
+        out += ["", "the VIP stays on a node whose own check failed:", *(f"  {line}" for line in r.flagged)]
     out += ["", "generated files:" if r.file_diff else "generated files: identical", *r.file_diff]
     return "\n".join(out) + "\n"
 
@@ -185,6 +231,11 @@ def report_markdown(r: Report) -> str:
         out += [f"> {r.note}", ""]
     if r.stale:
         out += [f"> **Warning:** the committed generated tree is stale: run `hacc build {r.site}`", ""]
+    if r.warnings:
+        out += ["Build warnings:", "", *(f"- `{w}`" for w in r.warnings), ""]
+    rollout = _rollout_lines(r)
+    if rollout:
+        out += ["### Rollout (nodes reloaded one at a time)", "", *(f"- {line}" for line in rollout), ""]
     if r.semantic.changes:
         out += [md_row(["risk", "where", "change", "nodes", "why"]), md_row(["---"] * 5)]
         out += [md_row([f"**{c.risk}**", c.scope, c.what, ", ".join(c.nodes), c.why]) for c in r.semantic.changes]
@@ -194,7 +245,9 @@ def report_markdown(r: Report) -> str:
         out += ["### Failover table changes", "", md_row(["scenario", "VIP", "master before", "master after"])]
         out.append(md_row(["---"] * 4))
         out += [md_row([m.scenario, m.vip, m.before or "none", m.after or "none"]) for m in moves]
-        out += [*([f"\n{folded} more scenario(s) change like normal operation."] if folded else []), ""]
+        out += [*([f"\n{_folded_text(folded)}."] if folded else []), ""]
+    if r.flagged:
+        out += ["**The VIP stays on a node whose own check failed:**", "", *(f"- {line}" for line in r.flagged), ""]
     if r.file_diff:
         shown = r.file_diff[:MARKDOWN_DIFF_LINES]
         cut = len(r.file_diff) - len(shown)

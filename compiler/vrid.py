@@ -8,7 +8,7 @@ or reordering a service never renumbers another one: a VRID change restarts an i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,28 @@ def render_lock(vrids: Mapping[str, int]) -> str:
     return json.dumps(body, indent=2) + "\n"
 
 
+def _service(req: VridRequest) -> str:
+    return str(req.loc[1]) if len(req.loc) > 1 and req.loc[0] == "services" else req.instance
+
+
+def _fix(at: VridRequest, at_how: str, other: VridRequest, other_how: str, site: str) -> str:
+    """How to get out of a collision: a locked VRID can be given up, an explicit one only edited."""
+    locked = [r for r, how in ((at, at_how), (other, other_how)) if how == "from the lock file"]
+    if not locked:
+        return "; change one of the explicit VRIDs"
+    service = _service(locked[0])
+    return (
+        f"; to give {service} a free VRID on this segment run `hacc build {site} --reallocate {service}` "
+        "(its instances restart on every node, as they do anyway when a service moves to another segment; "
+        "`hacc diff` shows the new VRID)"
+    )
+
+
+def released(lock: Mapping[str, int], instances: Collection[str]) -> dict[str, int]:
+    """The lock without these instances' entries (`hacc build --reallocate`): they get a fresh VRID."""
+    return {k: v for k, v in lock.items() if k not in instances}
+
+
 def allocate(requests: list[VridRequest], lock: Mapping[str, int], smap: SourceMap) -> Allocation:
     out = Allocation()
     taken: dict[tuple[str, int], tuple[VridRequest, str]] = {}  # (network, vrid) -> (owner, how it got it)
@@ -85,7 +107,7 @@ def allocate(requests: list[VridRequest], lock: Mapping[str, int], smap: SourceM
                     at.loc,
                     f"VRID {vrid} ({at_how}) of instance {at.instance!r} collides with instance {other.instance!r} "
                     f"({other_how}) on segment {req.network}: two virtual routers with one VRID on one LAN "
-                    "fight over it",
+                    "fight over it" + _fix(at, at_how, other, other_how, smap.file),
                 )
             )
             return False
