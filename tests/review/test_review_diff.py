@@ -55,7 +55,11 @@ def test_priority_change_moves_vip(site_repo: SiteRepo) -> None:
         "mode: mb\n    nodes: [lb1, lb2]", "mode: mb\n    priorities: {lb1: 100, lb2: 110}\n    nodes: [lb1, lb2]"
     )
     assert _summary(site_repo) == [
-        ("instance web", "priority lb2 90 -> 110 (effective lb2 130 > lb1 120); 192.0.2.100: master lb1 -> lb2", "moves traffic"),
+        (
+            "instance web",
+            "priority lb2 90 -> 110 (effective lb2 130 > lb1 120); 192.0.2.100: master lb1 -> lb2",
+            "moves traffic",
+        ),
     ]
     # Only normal operation changes: with lb1 or lb2 down the survivor is master before and after; haproxy
     # failing on lb1 gave lb2 the VIP before (100 < 110) and still does (100 < 130); failing on lb2 gives it

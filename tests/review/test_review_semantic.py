@@ -102,7 +102,8 @@ def test_priority_swap_moves_traffic() -> None:
     assert changes == [
         (
             "instance web",
-            "priority lb1 100 -> 90, lb2 90 -> 100 (effective lb2 120 > lb1 110); 192.0.2.100, 192.0.2.101: master lb1 -> lb2",
+            "priority lb1 100 -> 90, lb2 90 -> 100 (effective lb2 120 > lb1 110); "
+            "192.0.2.100, 192.0.2.101: master lb1 -> lb2",
             "moves traffic",
         )
     ]
