@@ -336,6 +336,7 @@ class Instance:
             "transitions": self.transitions,
             "apply_errors": self.apply_errors,
             "counters": self.machine.counters,
+            "events": self.machine.events,
         }
 
 

@@ -28,7 +28,9 @@ in order. ``next_deadline()`` says when ``handle_timer`` must be called next (No
 
 Other inputs: ``set_interface_up`` (the VRRP interface), ``set_tracked_interface``,
 ``set_script_result`` (track_script), ``force_master/force_backup/set_group_fault`` (used by
-sync.SyncGroup). All return ``list[Action]``. ``counters`` counts discarded adverts by reason.
+sync.SyncGroup). All return ``list[Action]``. ``counters`` counts discarded adverts by reason;
+``events`` counts what keepalived's per-instance stats count (adverts sent and received, becoming and
+releasing Master, priority-0 adverts), which monitoring graphs.
 
 Choices (documented deviations / keepalived extensions):
 - ``initial_state="MASTER"`` with priority < 255 does not skip the election: the router starts
@@ -188,6 +190,7 @@ class VRRPInstance:
         self._master_seen: str | None = None  # source of the last accepted advert (Backup)
         self._resigned_by: str | None = None  # a Master that sent priority 0: why Master_Down_Timer is short
         self._counters: Counter[str] = Counter()
+        self._events: Counter[str] = Counter()  # kept apart: `counters` means "discarded, by reason"
         self._seen_lists: set[frozenset[str]] = set()
         self._disjoint_logged: dict[tuple[str, frozenset[str]], float] = {}
         self._seen_intervals: set[int] = set()
@@ -215,6 +218,10 @@ class VRRPInstance:
     @property
     def counters(self) -> dict[str, int]:
         return dict(self._counters)
+
+    @property
+    def events(self) -> dict[str, int]:
+        return dict(self._events)
 
     @property
     def effective_priority(self) -> int:
@@ -262,6 +269,7 @@ class VRRPInstance:
         """RFC 5798 6.4.2/6.4.3 Shutdown event: a Master advertises priority 0 and drops its VIPs."""
         out: list[Action] = []
         if self._state == "Master":
+            self._events["release_master"] += 1
             out.append(self._advert(PRIORITY_STOP))
             out.append(DelVIPs(self.name, self.config.vips))
         self._timers.clear()
@@ -294,6 +302,7 @@ class VRRPInstance:
         """An ADVERTISEMENT decoded by packet.decode (RFC 5798 7.1 checks, then 6.4.2/6.4.3)."""
         if self._state not in ("Backup", "Master"):
             return []
+        self._events["adverts_received"] += 1
         discarded = self._validate(pkt, src_ip, ttl)
         if discarded:
             return discarded
@@ -404,6 +413,7 @@ class VRRPInstance:
         if faulty and self._state in ("Backup", "Master"):
             out: list[Action] = []
             if self._state == "Master":
+                self._events["release_master"] += 1
                 out.append(self._advert(PRIORITY_STOP))
                 out.append(DelVIPs(self.name, self.config.vips))
             self._timers.clear()
@@ -432,6 +442,7 @@ class VRRPInstance:
     def _become_master(self, now: float, reason: str) -> list[Action]:
         # RFC 5798 6.4.1/6.4.2: send an ADVERTISEMENT, broadcast gratuitous ARP, set Adver_Timer.
         self._state = "Master"
+        self._events["become_master"] += 1
         self._resigned_by = None
         self._timers.clear()
         self._timers.adver = now + self.config.advert_int
@@ -446,6 +457,7 @@ class VRRPInstance:
 
     def _become_backup(self, now: float, reason: str) -> list[Action]:
         # RFC 5798 6.4.3: cancel Adver_Timer, set Master_Down_Timer, transition to Backup.
+        self._events["release_master"] += 1
         self._state = "Backup"
         self._timers.clear()
         self._timers.master_down = now + self.master_down_interval
@@ -456,6 +468,7 @@ class VRRPInstance:
     def _backup_rx(self, now: float, pkt: VRRPPacket, src_ip: str) -> list[Action]:
         # RFC 5798 6.4.2, Backup receiving an ADVERTISEMENT.
         if pkt.priority == PRIORITY_STOP:
+            self._events["priority_zero_received"] += 1
             self._timers.master_down = now + self.skew_time
             self._master_seen = None
             self._resigned_by = src_ip
@@ -488,6 +501,7 @@ class VRRPInstance:
     def _master_rx(self, now: float, pkt: VRRPPacket, src_ip: str) -> list[Action]:
         # RFC 5798 6.4.3, Master receiving an ADVERTISEMENT.
         if pkt.priority == PRIORITY_STOP:
+            self._events["priority_zero_received"] += 1
             self._timers.adver = now + self.config.advert_int
             return [self._advert(self.effective_priority)]
         mine = self.effective_priority
@@ -582,6 +596,10 @@ class VRRPInstance:
         return [LogEvent(self.name, level, message, counter)]
 
     def _advert(self, priority: int) -> SendAdvert:
+        # counted when decided: the shell sends every SendAdvert at once (send errors: SocketStats)
+        self._events["adverts_sent"] += 1
+        if priority == PRIORITY_STOP:
+            self._events["priority_zero_sent"] += 1
         cfg = self.config
         if cfg.version == 2:
             pkt = VRRPPacket(
