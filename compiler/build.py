@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,17 @@ def _unallocated(site: Site, vrids: Mapping[str, int]) -> set[str]:
 
 
 def build_from_path(site_path: Path, secrets: Mapping[str, str] | None = None) -> BuildResult:
-    site, smap = load_file(site_path)
-    lock, lock_diags = read_lock(lock_path(site_path))
-    if lock_diags:
-        raise SiteError(lock_diags)
-    # the file name only: the output must not depend on the directory hacc was run from
-    return compile_site(site, smap, lock, site_path.name, secrets)
+    # A build allocates millions of small acyclic objects (parsed YAML, models, plans) and frees them
+    # together; the cyclic collector would rescan them over and over (~40 % of the time on large sites).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        site, smap = load_file(site_path)
+        lock, lock_diags = read_lock(lock_path(site_path))
+        if lock_diags:
+            raise SiteError(lock_diags)
+        # the file name only: the output must not depend on the directory hacc was run from
+        return compile_site(site, smap, lock, site_path.name, secrets)
+    finally:
+        if enabled:
+            gc.enable()

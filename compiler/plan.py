@@ -170,10 +170,14 @@ def _node_instance(site: Site, inst: InstancePlan, member: Member) -> NodeInstan
 
 
 def plan_site(site: Site, source: str, instances: list[InstancePlan], lvs: LvsPlans) -> SitePlan:
+    # one pass over the instances, not one per node: a site's cost follows its number of instances
+    by_node: dict[str, list[NodeInstance]] = {name: [] for name in site.nodes}
+    for inst in instances:
+        for m in inst.members:
+            by_node[m.node].append(_node_instance(site, inst, m))
     nodes = []
-    for node_name in site.nodes:
+    for node_name, mine in by_node.items():
         node = site.nodes[node_name]
-        mine = [_node_instance(site, inst, m) for inst in instances for m in inst.members if m.node == node_name]
         tracked = sorted({c for ni in mine for c in ni.plan.track if site.checks[c].interface is None})
         services = sorted({ni.plan.service for ni in mine})
         vservers = [vs for svc in services for vs in lvs[svc]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from .model import Service, Site, VipSpec
@@ -45,18 +46,25 @@ def settings(site: Site, service: Service) -> Settings:
     )
 
 
+@lru_cache(maxsize=65536)
+def parse_interface(text: str) -> ipaddress.IPv4Interface:
+    """An address/prefix the model already validated, parsed once per build however often it is looked up
+    (ipaddress objects are immutable, so sharing them is safe)."""
+    return ipaddress.IPv4Interface(text)
+
+
 def node_interfaces(site: Site, node_name: str) -> dict[str, ipaddress.IPv4Interface]:
     """Every interface the site declares for a node, main interface first."""
     node = site.nodes[node_name]
     main = node.interface or site.defaults.interface or "eth0"
-    out = {main: ipaddress.IPv4Interface(node.address)}
+    out = {main: parse_interface(node.address)}
     for name, addr in node.interfaces.items():
-        out.setdefault(name, ipaddress.IPv4Interface(addr))
+        out.setdefault(name, parse_interface(addr))
     return out
 
 
 def vip_interface(vip: VipSpec) -> ipaddress.IPv4Interface:
-    return ipaddress.IPv4Interface(vip.address)
+    return parse_interface(vip.address)
 
 
 def all_vips(service: Service) -> list[VipSpec]:
