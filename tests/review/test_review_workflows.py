@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,10 @@ def test_the_validator_rejects_a_broken_workflow(tmp_path: Path) -> None:
 def test_pr_workflow_gates_and_reports() -> None:
     pr = _load("pr.yml")
     assert "pull_request" in pr["on"]
-    assert pr["permissions"]["pull-requests"] == "write"
+    assert pr["permissions"] == {}  # nothing by default; the job asks for what it needs
+    assert pr["jobs"]["review"]["permissions"] == {"contents": "read", "pull-requests": "write"}
     runs = _runs(pr)
-    assert 'hacc build "$site" --check --frozen' in runs
+    assert 'hacc build "$site" --check --frozen --format github' in runs
     assert "hacc schema -o schemas --check" in runs
     assert 'hacc diff "$site" --against "origin/$BASE_REF" --format markdown' in runs
     assert '>> "$GITHUB_STEP_SUMMARY"' in runs
@@ -84,3 +86,58 @@ def test_run_steps_pass_shellcheck() -> None:
                     check=False,
                 )
                 assert result.returncode == 0, f"{path.name}: {step.get('name')}\n{result.stdout}"
+
+
+def _zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sysconfig.get_path("scripts")) / "zizmor"), "--offline", "--no-progress", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_zizmor_finds_nothing() -> None:
+    """zizmor (offline: no GitHub API) audits the workflows and the Dependabot config."""
+    result = _zizmor(ROOT / ".github")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+
+
+def test_zizmor_flags_what_we_avoid(tmp_path: Path) -> None:
+    """The check can fail: an unpinned action with persisted credentials is reported."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: pull_request\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+    )
+    result = _zizmor(bad)
+    assert result.returncode != 0
+    assert "unpinned-uses" in result.stdout and "artipacked" in result.stdout
+
+
+def test_actions_pinned_by_sha_without_persisted_credentials() -> None:
+    for path in WORKFLOWS:
+        workflow = YAML(typ="safe").load(path.read_text())
+        for job in workflow["jobs"].values():
+            for step in job["steps"]:
+                uses = step.get("uses")
+                if uses is None:
+                    continue
+                ref = uses.split("@")[1]
+                assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), (path.name, uses)
+                if uses.startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, path.name
+    dependabot = YAML(typ="safe").load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert "github-actions" in {u["package-ecosystem"] for u in dependabot["updates"]}
+
+
+def test_pr_workflow_runs_only_for_site_changes_and_works_for_forks() -> None:
+    pr = _load("pr.yml")
+    assert "sites/**" in pr["on"]["pull_request"]["paths"]
+    comment = next(s for s in pr["jobs"]["review"]["steps"] if s.get("uses", "").startswith("actions/github-script"))
+    # a fork's read-only token cannot comment: skip the step there (the job summary is the report)
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in comment["if"]
+    assert "pull_request_target" not in pr["on"]  # never run a fork's code with a write token
