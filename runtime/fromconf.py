@@ -140,6 +140,8 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
             fall=s.fall,
             weight=s.weight,
             init_fail=s.init_fail,
+            user=s.user,
+            group=s.group,
         )
         for s in conf.vrrp_scripts
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from hacc.runtime.fromconf import daemon_spec
 from hacc.runtime.kaconf.lexer import MISSING_INCLUDE, decode_config_bytes
 from hacc.runtime.kaconf.loader import load_config
+from hacc.runtime.security import secure_spec
 from hacc.runtime.spec import DaemonSpec
 
 GIT_TIMEOUT = 2.0
@@ -84,7 +85,9 @@ def load_node(path: Path, *, config_id: str | None = None) -> Loaded:
     errors += conversion.errors
     if errors:
         return Loaded(revision, None, tuple(errors), tuple(warnings))
-    return Loaded(revision, conversion.spec, (), tuple(warnings))
+    spec, refused = secure_spec(conversion.spec, result.config.global_defs)
+    warnings += [f"{path}: warning: {problem}" for problem in refused]
+    return Loaded(revision, spec, (), tuple(warnings))
 
 
 def _digest(files: dict[str, bytes]) -> str:

@@ -29,6 +29,8 @@ class NotifySpec:
     stop: str | None = None
     generic: str | None = None  # `notify SCRIPT`
     timeout: float = 30.0
+    user: str | None = None  # global_defs script_user; None: root
+    group: str | None = None
 
 
 def notify_commands(spec: NotifySpec, kind: str, name: str, state: str, priority: int) -> list[list[str]]:
@@ -50,7 +52,7 @@ class NotifyRunner:
 
     def fire(self, spec: NotifySpec, kind: str, name: str, state: str, priority: int) -> None:
         for argv in notify_commands(spec, kind, name, state, priority):
-            task = asyncio.get_running_loop().create_task(self._run(argv, spec.timeout, name))
+            task = asyncio.get_running_loop().create_task(self._run(argv, spec.timeout, name, spec.user, spec.group))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -60,8 +62,10 @@ class NotifyRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, argv: list[str], timeout: float, name: str) -> None:
-        result = await run_command(argv, timeout)
+    async def _run(
+        self, argv: list[str], timeout: float, name: str, user: str | None = None, group: str | None = None
+    ) -> None:
+        result = await run_command(argv, timeout, user=user, group=group)
         if not result.ok:
             self.failures += 1
             log.warning("[%s] notify %s failed: %s", name, argv[0], result.error or f"exit {result.returncode}")

@@ -36,8 +36,15 @@ class RunResult:
         return self.returncode == 0
 
 
-async def run_command(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> RunResult:
-    """Run argv with stdin/stdout/stderr on /dev/null; kill its process group after `timeout` s."""
+async def run_command(
+    argv: list[str],
+    timeout: float,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    group: str | None = None,
+) -> RunResult:
+    """Run argv with stdin/stdout/stderr on /dev/null, as `user`/`group` when given (script_user);
+    kill its process group after `timeout` s."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -46,6 +53,9 @@ async def run_command(argv: list[str], timeout: float, env: dict[str, str] | Non
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
             env=env,
+            user=user,
+            group=group,
+            extra_groups=[] if user is not None else None,
         )
     except OSError as exc:
         return RunResult(tuple(argv), None, error=str(exc))

@@ -29,6 +29,8 @@ class ScriptSpec:
     fall: int = 1
     weight: int = 0
     init_fail: bool = False
+    user: str | None = None  # run as (the script's `user`, else global_defs script_user); None: root
+    group: str | None = None
 
     @property
     def effective_timeout(self) -> float:
@@ -92,7 +94,9 @@ class ScriptRunner:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            self.last = await run_command(self._argv, self.spec.effective_timeout)
+            self.last = await run_command(
+                self._argv, self.spec.effective_timeout, user=self.spec.user, group=self.spec.group
+            )
             changed = self.tracker.record(self.last.ok)
             if changed or not self._reported:
                 # the first result is always reported: until then the instance counts the script
