@@ -52,7 +52,7 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 def decode(raw: bytes, filename: str) -> str:
-    """UTF-8 (a leading byte-order mark dropped); a bad byte is reported where it is."""
+    """UTF-8; a bad byte is reported where it is."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -62,7 +62,7 @@ def decode(raw: bytes, filename: str) -> str:
         raise SiteError(
             [Diagnostic(filename, line, col, "(file)", f"byte 0x{byte} is not UTF-8: save the site file as UTF-8")]
         ) from None
-    return text.removeprefix("\ufeff")
+    return text
 
 
 # YAML 1.2 5.1: printable characters only (tab, LF, CR and the rest of Unicode minus C0/C1 controls)
@@ -97,6 +97,13 @@ def _syntax_error(text: str, filename: str, exc: Exception) -> SiteError:
     dup = re.match(r"duplicate mapping key: '(.*)'$", last)
     if dup:
         return SiteError([_duplicate_key(text, filename, dup[1])])
+    if "tab" in last:
+        # yaml-rs may report the end of the value before the tab: point at the line the tab indents
+        tabbed = [m.start() for m in re.finditer(r"^ *\t", text, re.MULTILINE)]
+        near = [t for t in tabbed if text.count("\n", 0, t) + 1 >= line] or tabbed
+        if near:
+            line, col = _line_col(text, text.index("\t", near[0]))
+            last = "tabs disallowed"
     plain = next((words for needle, words in _PLAIN if needle in last), None)
     words = plain or f"{last[0].lower()}{last[1:]}"
     return SiteError([Diagnostic(filename, line, col, "(yaml)", f"YAML syntax error: {words}")])
@@ -369,6 +376,7 @@ def validation_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> 
 
 def load_text(text: str, filename: str) -> tuple[Site, SourceMap]:
     """Parse and validate; raise SiteError listing every schema problem with its line and column."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not content (YAML 1.2 5.2)
     raw = parse_yaml(text, filename)
     smap = SourceMap(filename, text, raw)
     data, diags = prepare(raw, smap)

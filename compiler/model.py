@@ -182,7 +182,9 @@ class VrrpSettings(StrictModel):
 class Defaults(VrrpSettings):
     """Site-wide VRRP defaults."""
 
-    interface: IfName | None = None
+    interface: IfName = Field(
+        "eth0", description="main interface of every node that does not name its own (nodes.X.interface)"
+    )
     advert_int: float = Field(1.0, gt=0, le=255)
     vrrp_version: Literal[2, 3] = 2
     garp_master_delay: int = Field(5, ge=0, le=255)
@@ -396,8 +398,8 @@ class Service(VrrpSettings):
 
 
 class Site(StrictModel):
-    """A site file. Top-level keys starting with `x-` are ignored (a place for YAML anchors that merge keys,
-    `<<: *name`, copy from)."""
+    """A hacc site: nodes, tracked checks and services compiled into keepalived.conf. Top-level keys starting
+    with `x-` are ignored: a place for YAML anchors that merge keys (`<<: *name`) copy from."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -38,10 +38,10 @@ def _pair(node: _Node, key: str) -> tuple[_Node, _Node] | None:
         return None
     merged: list[_Node] = []
     for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return k, v
         if k.tag == _MERGE_TAG:
             merged += v.value if isinstance(v, yaml.SequenceNode) else [v]
-        elif isinstance(k, yaml.ScalarNode) and k.value == key:
-            return k, v
     for source in merged:
         found = _pair(source, key)
         if found is not None:

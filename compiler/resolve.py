@@ -56,7 +56,7 @@ def parse_interface(text: str) -> ipaddress.IPv4Interface:
 def node_interfaces(site: Site, node_name: str) -> dict[str, ipaddress.IPv4Interface]:
     """Every interface the site declares for a node, main interface first."""
     node = site.nodes[node_name]
-    main = node.interface or site.defaults.interface or "eth0"
+    main = node.interface or site.defaults.interface
     out = {main: parse_interface(node.address)}
     for name, addr in node.interfaces.items():
         out.setdefault(name, parse_interface(addr))
