@@ -132,6 +132,12 @@ def _run_daemon(
     if not path.is_file():
         log.error("%s: no such file", path)
         return 1
+    from hacc.runtime.preflight import capability_problem, keepalived_problem, running_hacc_problem
+
+    refusal = capability_problem() or running_hacc_problem(control) or keepalived_problem()
+    if refusal:
+        log.error("%s", refusal)
+        return 1
     loaded = load_node(path)
     for warning in loaded.warnings:
         log.warning("%s", warning)
