@@ -168,9 +168,25 @@ def _run_daemon(
 @click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket of the running daemon")
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's JSON reply")
 def status(node_dir: str | None, config_file: str | None, control_socket: str | None, as_json: bool) -> None:
-    """Show each VRRP instance's state for the node running from NODE_DIR."""
-    from hacc.runtime.control import query
+    """Show the state of the daemon running NODE_DIR; with no argument, of every daemon running here.
 
+    `--json` prints the daemon's reply: a stable object (documented in README, "hacc status --json")."""
+    from hacc.runtime.control import RUN_DIR, query
+
+    if node_dir is None and config_file is None and control_socket is None:
+        replies = []
+        for sock in sorted(RUN_DIR.glob("*.sock")) if RUN_DIR.is_dir() else []:
+            try:
+                replies.append(query(sock, timeout=2.0))
+            except (OSError, ValueError):
+                continue  # a stale socket of a dead daemon
+        if not replies:
+            raise click.ClickException(f"no hacc daemon answering in {RUN_DIR}")
+        if as_json:
+            click.echo(json.dumps(replies, indent=2, sort_keys=True))
+            return
+        click.echo("\n\n".join(f"== {r.get('config', '?')} (pid {r.get('pid')})\n{_format_status(r)}" for r in replies))
+        return
     sock = _socket_path(_config_path(node_dir, config_file), control_socket)
     try:
         reply = query(sock)

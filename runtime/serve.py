@@ -125,10 +125,13 @@ class Service:
         self._stopping.set()
 
     def _handlers(self) -> dict[str, Any]:
-        handlers: dict[str, Any] = {"status": self.daemon.status, "reload": self._reload_command}
+        handlers: dict[str, Any] = {"status": self._status, "reload": self._reload_command}
         if os.environ.get(FAULT_INJECTION_ENV) == "1":
             handlers["fault"] = self._inject_fault
         return handlers
+
+    def _status(self) -> dict[str, Any]:
+        return {**self.daemon.status(), "config": str(self.config_path.absolute()), "summary": self.summary()}
 
     def _reload_command(self) -> dict[str, Any]:
         self.reloader.request("control socket")

@@ -102,3 +102,23 @@ def test_install_writes_unit_and_keeps_operator_defaults(tmp_path: Path) -> None
     subprocess.run([*HACC, "systemd-unit", "--install", "--root", str(tmp_path)], check=True, timeout=30)
     assert (tmp_path / "etc/systemd/system/hacc.service").read_text().startswith("[Unit]")
     assert (tmp_path / "etc/default/hacc").read_text() == "HACC_NODE_DIR=/srv/site/lb1\n"
+
+
+def test_status_without_arguments_finds_running_daemons(make_lan: MakeLan, nodes: Nodes, tmp_path: Path) -> None:
+    import json
+
+    lan = make_lan(1)
+    node = tmp_path / "found"
+    node.mkdir()
+    (node / "keepalived.conf").write_text(vrrp_conf(priority=150, router_id="n1"))
+    # no --control-socket: the default one under /run/hacc, where `hacc status` looks
+    daemon = spawn("found", lan.ns(1), [*HACC, "run", str(node)], tmp_path / "found.log", node)
+    nodes.started.append(daemon)
+    assert wait_until(lambda: lan.holders("192.0.2.100") == [1], 5), daemon.log()
+    out = subprocess.run([*HACC, "status", "--json"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    mine = [r for r in json.loads(out.stdout) if r["config"] == str(node / "keepalived.conf")]
+    assert len(mine) == 1 and mine[0]["instances"][0]["state"] == "MASTER"
+    assert {"revision", "reloads", "instances", "sockets", "pid", "summary"} <= set(mine[0])
+    text = subprocess.run([*HACC, "status"], capture_output=True, text=True, timeout=30).stdout
+    assert f"== {node / 'keepalived.conf'} (pid " in text and "MASTER" in text
