@@ -111,10 +111,10 @@ def test_priority_swap_moves_traffic() -> None:
 
 
 def test_rename_keeping_the_vrid_is_hitless() -> None:
-    """keepalived (and hacc run) match instances on reload by VRID + interface + family, not by name (checked
-    with keepalived 2.2.7 in tests/integration/test_review_keepalived_netns.py): api -> api2 keeps VRID 1 on
-    eth0 (the fresh allocation sorts api2 before web as it sorted api), so nothing restarts, and its virtual
-    servers (IPVS knows them by address, port and protocol) are untouched."""
+    """keepalived (and hacc run) match instances on reload by VRID + interface + family, not by name
+    (keepalived 2.2.7 measured in namespaces, DESIGN.md section 5; no netns test of it in this suite yet):
+    api -> api2 keeps VRID 1 on eth0 (the fresh allocation sorts api2 before web as it sorted api), so
+    nothing restarts, and its virtual servers (IPVS knows them by address, port and protocol) are untouched."""
     changes, moves = _diff(("  api:\n", "  api2:\n"))
     assert changes == [("instance api2", "renamed from api (VRID 1 on eth0 kept)", "hitless")]
     assert moves == []
