@@ -35,7 +35,9 @@ class Endpoint:
 
     @property
     def family(self) -> int:
-        return ipaddress.ip_address(self.host).version
+        # `host` is a normalised IP literal (never a name): a colon means IPv6. Asked once per probe,
+        # so no re-parse of the address on the hot path
+        return 6 if ":" in self.host else 4
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
