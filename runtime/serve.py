@@ -182,6 +182,11 @@ class Service:
     async def _stop(self) -> None:
         self.notifier.stopping("stopping: resigning and removing VIPs")
         await self.watcher.stop()
+        # a reload half-applied while the instances resign would race them: let it finish first
+        try:
+            await asyncio.wait_for(self.reloader.idle(), STOP_TIMEOUT)
+        except TimeoutError:
+            log.error("a reload was still running at shutdown")
         held = self.daemon.held_vips()
         try:
             await asyncio.wait_for(self.daemon.stop(), STOP_TIMEOUT)
