@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import check_site
+from .checks import check_healthy_ties, check_site
 from .errors import Diagnostic, SiteError
-from .loader import SourceMap, load_file
+from .loader import ShapeError, SourceMap, load_file
 from .lvs_plan import resolve_lvs
 from .model import Site
 from .plan import SitePlan, plan_instances, plan_site
@@ -57,6 +57,7 @@ def compile_site(
     alloc = allocate(_requests(site, smap, result.broken_services), lock, smap)
     diags += alloc.diagnostics
     instances = plan_instances(site, alloc.vrids, result.broken_services | _unallocated(site, alloc.vrids))
+    diags += check_healthy_ties(site, instances, smap)
     diags += check_weights(site, instances, smap)
     errors = [d for d in diags if d.severity == "error"]
     if errors:
@@ -81,14 +82,30 @@ def _unallocated(site: Site, vrids: Mapping[str, int]) -> set[str]:
     }
 
 
+def _cross_site_errors(exc: ShapeError, lock: Mapping[str, int], secrets: Mapping[str, str] | None) -> list[Diagnostic]:
+    """The whole-site errors of the entries that did fit the schema, so one run reports both kinds. Only
+    errors: a warning about what is left (say, a check no remaining service tracks) could be wrong."""
+    if exc.salvaged is None:
+        return []
+    site, smap = exc.salvaged
+    try:
+        compile_site(site, smap, lock, "", secrets)
+    except SiteError as cross:
+        return [d for d in cross.diagnostics if d.severity == "error"]
+    return []
+
+
 def build_from_path(site_path: Path, secrets: Mapping[str, str] | None = None) -> BuildResult:
     # A build allocates millions of small acyclic objects (parsed YAML, models, plans) and frees them
     # together; the cyclic collector would rescan them over and over (~40 % of the time on large sites).
     enabled = gc.isenabled()
     gc.disable()
     try:
-        site, smap = load_file(site_path)
         lock, lock_diags = read_lock(lock_path(site_path))
+        try:
+            site, smap = load_file(site_path)
+        except ShapeError as exc:
+            raise SiteError(sorted({*exc.diagnostics, *lock_diags, *_cross_site_errors(exc, lock, secrets)})) from None
         if lock_diags:
             raise SiteError(lock_diags)
         # the file name only: the output must not depend on the directory hacc was run from

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Loc
-from .failover import priority_tie_text
+from .failover import effective_priority, priority_tie_text
 from .loader import SourceMap
 from .lvs_plan import KEEPALIVED_QUORUM, LvsPlans, VirtualServerPlan
 from .model import Service, Site, VirtualServer
+from .plan import InstancePlan
 from .resolve import (
     all_vips,
     node_interfaces,
     service_interface,
     settings,
+    vip_address,
     vip_interface,
     vip_loc,
 )
@@ -47,6 +49,7 @@ class _Checker:
         self.lvs = lvs
         self.secrets = secrets
         self.result = CheckResult()
+        self._per_node: dict[tuple[Loc, str, str | None], list[str]] = {}
 
     def error(self, loc: Loc, message: str, service: str | None = None) -> None:
         self.result.diagnostics.append(self.smap.diagnostic(loc, message))
@@ -200,22 +203,44 @@ class _Checker:
         if not s.preempt and s.preempt_delay:
             self.warn((*where[:-1], "preempt_delay"), "preempt_delay has no effect with preempt: false")
 
+    def per_node(self, loc: Loc, template: str, node: str, service: str | None = None) -> None:
+        """A problem that may repeat on several nodes: one message listing them ({nodes}, {has}, {does} in the
+        template are filled in for one node or several)."""
+        self._per_node.setdefault((loc, template, service), []).append(node)
+
+    def flush_per_node(self) -> None:
+        for (loc, template, service), nodes in self._per_node.items():
+            names = ", ".join(repr(n) for n in nodes)
+            one = len(nodes) == 1
+            message = template.format(
+                nodes=f"node {names}" if one else f"nodes {names}",
+                has="has" if one else "have",
+                does="does" if one else "do",
+            )
+            self.error(loc, message, service)
+        self._per_node.clear()
+
     def check_interfaces(self, name: str, service: Service) -> None:
         loc: Loc = ("services", name)
         networks: dict[str, ipaddress.IPv4Network] = {}
+        vips = [
+            (vip_loc(loc, service.vips, i, j), vip)
+            for i, vip_set in enumerate(service.vips)
+            for j, vip in enumerate(vip_set)
+        ]
         for node in service.nodes:
             chosen = service_interface(self.site, node, service)
             ifaces = node_interfaces(self.site, node)
             if chosen is None:
-                have = ", ".join(f"{n} {a}" for n, a in ifaces.items())
                 if service.interface is not None:
-                    self.error((*loc, "interface"), f"node {node!r} has no interface {service.interface!r} ({have})")
+                    self.per_node((*loc, "interface"), f"{{nodes}} {{has}} no interface {service.interface!r}", node)
                 else:
                     first = all_vips(service)[0].address
-                    self.error(
+                    self.per_node(
                         (*loc, "vips", 0),
-                        f"VIP {first} is outside every subnet of node {node!r} ({have}); "
-                        f"declare the interface under nodes.{node}.interfaces",
+                        f"VIP {first} is outside every subnet of {{nodes}}; declare the interface that holds it "
+                        "under nodes.<name>.interfaces",
+                        node,
                     )
                 continue
             ifname, addr = chosen
@@ -223,44 +248,59 @@ class _Checker:
             for k, check_name in enumerate(service.track):
                 check = self.site.checks.get(check_name)
                 if check is not None and check.interface is not None and check.interface not in ifaces:
-                    self.error(
+                    self.per_node(
                         (*loc, "track", k),
-                        f"check {check_name!r} tracks {check.interface}, which node {node!r} does not have "
-                        f"(it has {', '.join(ifaces)})",
+                        f"check {check_name!r} tracks {check.interface}, which {{nodes}} {{does}} not have",
+                        node,
                     )
                 elif check is not None and check.interface == ifname:
-                    self.error(
+                    self.per_node(
                         (*loc, "track", k),
-                        f"check {check_name!r} tracks {ifname}, the service's own VRRP interface on node {node!r}: "
+                        f"check {check_name!r} tracks {ifname}, the service's own VRRP interface on {{nodes}}: "
                         "keepalived ignores that (the instance already goes to FAULT when it is down)",
+                        node,
                     )
-            for i, vip_set in enumerate(service.vips):
-                for j, vip in enumerate(vip_set):
-                    vloc = vip_loc(loc, service.vips, i, j)
-                    dev = vip.dev or ifname
-                    dev_addr = ifaces.get(dev)
-                    if dev_addr is None:
-                        self.error((*vloc, "dev"), f"node {node!r} has no interface {dev!r}")
-                        continue
-                    if vip_interface(vip).ip not in dev_addr.network:
-                        self.error(
-                            vloc,
-                            f"VIP {vip.address} is outside the subnet {dev_addr.network} of {dev} on node {node!r}",
-                        )
-                    if vip_interface(vip).ip == dev_addr.ip:
-                        self.error(vloc, f"VIP {vip.address} is the address of node {node!r} on {dev}")
-                    if vip.label is not None and (not vip.label.startswith(f"{dev}:") or len(vip.label) > MAX_LABEL):
-                        self.error(
-                            (*vloc, "label"),
-                            f"label {vip.label!r} must be '{dev}:<suffix>' (the interface name on node "
-                            f"{node!r}) and at most {MAX_LABEL} characters",
-                        )
+            for vloc, vip in vips:
+                dev = vip.dev or ifname
+                dev_addr = ifaces.get(dev)
+                if dev_addr is None:
+                    self.per_node((*vloc, "dev"), f"{{nodes}} {{has}} no interface {dev!r}", node)
+                    continue
+                ip, prefix = vip_address(vip), vip_interface(vip).network.prefixlen
+                if ip not in dev_addr.network:
+                    self.per_node(
+                        vloc, f"VIP {vip.address} is outside the subnet {dev_addr.network} of {dev} on {{nodes}}", node
+                    )
+                elif prefix < dev_addr.network.prefixlen:
+                    # keepalived adds the VIP with its prefix, and the kernel a prefix route with it
+                    self.per_node(
+                        vloc,
+                        f"VIP {vip.address} has a wider prefix than the subnet {dev_addr.network} of {dev} on "
+                        f"{{nodes}}: every failover would install a /{prefix} route there; use "
+                        f"/{dev_addr.network.prefixlen} or /32",
+                        node,
+                    )
+                if ip == dev_addr.ip:
+                    self.per_node(vloc, f"VIP {vip.address} is the address of {{nodes}} on {dev}", node)
+                if vip.label is not None and not vip.label.startswith(f"{dev}:"):
+                    self.per_node(
+                        (*vloc, "label"),
+                        f"label {vip.label!r} must start with '{dev}:', the VIP's interface on {{nodes}}",
+                        node,
+                    )
+        for vloc, vip in vips:
+            if vip.label is not None and len(vip.label) > MAX_LABEL:
+                self.error(
+                    (*vloc, "label"),
+                    f"label {vip.label!r} is {len(vip.label)} characters; the kernel takes at most {MAX_LABEL}",
+                )
         if len(set(networks.values())) > 1:
             detail = ", ".join(f"{n} {net}" for n, net in networks.items())
             self.error(
                 (*loc, "nodes"),
                 f"the nodes are on different subnets for this service ({detail}); VRRP peers must share one L2 segment",
             )
+        self.flush_per_node()
 
     def check_virtual_server(
         self, loc: Loc, name: str, service: Service, vs: VirtualServer, plan: VirtualServerPlan
@@ -359,3 +399,36 @@ def check_site(site: Site, smap: SourceMap, lvs: LvsPlans, secrets: Mapping[str,
     """Run every site-level check on the site and its resolved LVS (`lvs_plan.resolve_lvs`). `secrets`
     (name -> value), when given, is checked too."""
     return _Checker(site, smap, lvs, secrets).run()
+
+
+def check_healthy_ties(site: Site, instances: Sequence[InstancePlan], smap: SourceMap) -> list[Diagnostic]:
+    """Nodes of one instance that tie while everything is healthy. Distinct priorities can still tie once
+    keepalived clamps priority plus tracked weights to 1..254 (and priority_step can run a long node list
+    down to the floor): mastership then depends on history, which hacc treats as an error (see
+    `failover.priority_tie_text`, shared with the failover table)."""
+    out = []
+    for inst in instances:
+        effective: dict[int, list[str]] = defaultdict(list)
+        for m in inst.members:
+            prio = effective_priority(m, inst.track, site.checks, ())
+            if prio is not None:
+                effective[prio].append(m.node)
+        for prio, nodes in sorted(effective.items()):
+            if len(nodes) < 2:
+                continue
+            members = [m for m in inst.members if m.node in nodes]
+            if len({m.priority for m in members}) == 1:
+                why = f"priority_step runs the node list down to the floor: {', '.join(nodes)} all get {prio}"
+            else:
+                written = ", ".join(f"{m.node} {m.priority}" for m in members)
+                weights = sum(w for c in inst.track if (w := site.checks[c].weight) > 0)
+                why = (
+                    f"priorities {written} plus tracked weights {weights} are clamped by keepalived to {prio} "
+                    "(effective priorities stay within 1..254)"
+                )
+            out.append(
+                smap.diagnostic(
+                    ("services", inst.service), f"instance {inst.name!r}: {why}; {priority_tie_text(nodes, prio)}"
+                )
+            )
+    return out

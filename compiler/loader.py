@@ -374,8 +374,55 @@ def validation_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> 
     return sorted(set(diags), key=lambda d: (d.line, d.column, d.field, d.message))
 
 
+class ShapeError(SiteError):
+    """The site does not fit the schema. `salvaged` is the site without the node, check and service entries
+    that do (and without the services that name a dropped entry), when that still validates: the whole-site
+    checks can then run on the parts that parsed, and report in the same pass."""
+
+    def __init__(self, diagnostics: list[Diagnostic], salvaged: tuple[Site, SourceMap] | None) -> None:
+        super().__init__(diagnostics)
+        self.salvaged = salvaged
+
+
+_ENTRY_SECTIONS = ("nodes", "checks", "services")
+
+
+def _salvage(data: dict[str, Any], locs: list[Loc], smap: SourceMap) -> tuple[Site, SourceMap] | None:
+    dropped: dict[str, set[str]] = {section: set() for section in _ENTRY_SECTIONS}
+    for loc in locs:
+        if len(loc) < 2 or loc[0] not in _ENTRY_SECTIONS or not isinstance(loc[1], str):
+            return None  # a site-wide setting is broken: nothing downstream would mean the same
+        dropped[str(loc[0])].add(loc[1])
+    pruned = dict(data)
+    for section, names in dropped.items():
+        if isinstance(pruned.get(section), dict):
+            pruned[section] = {k: v for k, v in pruned[section].items() if k not in names}
+    services = pruned.get("services")
+    if isinstance(services, dict):
+        pruned["services"] = {
+            name: svc
+            for name, svc in services.items()
+            if not (
+                isinstance(svc, dict)
+                and (
+                    not dropped["nodes"].isdisjoint(_names(svc.get("nodes")))
+                    or not dropped["checks"].isdisjoint(_names(svc.get("track")))
+                )
+            )
+        }
+    try:
+        return Site.model_validate(pruned), smap
+    except ValidationError:
+        return None
+
+
+def _names(value: Any) -> set[str]:
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
+
+
 def load_text(text: str, filename: str) -> tuple[Site, SourceMap]:
-    """Parse and validate; raise SiteError listing every schema problem with its line and column."""
+    """Parse and validate; raise SiteError listing every schema problem with its line and column
+    (ShapeError, with what can still be checked, when the YAML parsed but does not fit the schema)."""
     text = text.removeprefix("\ufeff")  # a byte-order mark is not content (YAML 1.2 5.2)
     raw = parse_yaml(text, filename)
     smap = SourceMap(filename, text, raw)
@@ -385,7 +432,8 @@ def load_text(text: str, filename: str) -> tuple[Site, SourceMap]:
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
-        raise SiteError(validation_diagnostics(exc, data, smap)) from None
+        locs = [_clean_loc(err["loc"], data) for err in exc.errors()]
+        raise ShapeError(validation_diagnostics(exc, data, smap), _salvage(data, locs, smap)) from None
     return site, smap
 
 

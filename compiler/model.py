@@ -70,9 +70,36 @@ def _host(value: str) -> str:
     return value
 
 
+_SHELL_OPERATORS = ("|", "&", ";", ">", "<", "`", "$(")
+_GLOB = re.compile(r"[*?\[]")
+_SHELL_VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
+
+
+def _shell_syntax(word: str) -> str | None:
+    """What a shell would make of `word` that keepalived, which runs commands without one, will not."""
+    if any(op in word for op in _SHELL_OPERATORS):
+        return "is shell syntax"
+    if word.startswith("~"):
+        return "is a shell home-directory expansion"
+    if _GLOB.search(word):
+        return "is a shell glob"
+    if _SHELL_VARIABLE.search(word):
+        return "is a shell variable (keepalived substitutes only its own $NAME parameters)"
+    return None
+
+
 def _command(value: str) -> str:
     if not _COMMAND.match(value) or not value.strip():
         raise ValueError("must be a non-empty command line without double quotes or control characters")
+    words = value.split()
+    for word in words:
+        problem = _shell_syntax(word)
+        if problem is not None:
+            role = "the program name" if word is words[0] else f"an argument of {words[0]}"
+            raise ValueError(
+                f"{word!r} {problem}, but keepalived runs the command without a shell, so it would be "
+                f"{role} as written; put the command line in an executable script and name that"
+            )
     return value.strip()
 
 
