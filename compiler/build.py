@@ -14,7 +14,7 @@ from .lvs_plan import resolve_lvs
 from .model import Site
 from .plan import SitePlan, plan_instances, plan_site
 from .render import render_site
-from .resolve import instance_names, service_interface
+from .resolve import instance_names, network_text, service_interface
 from .vrid import VridRequest, allocate, lock_path, read_lock, render_lock
 from .weights import check_weights
 
@@ -35,7 +35,7 @@ def _requests(site: Site, smap: SourceMap, skip: set[str]) -> list[VridRequest]:
         if name in skip:
             continue
         chosen = service_interface(site, service.nodes[0], service)
-        network = str(chosen[1].network) if chosen else "?"
+        network = network_text(chosen[1]) if chosen else "?"
         loc = ("services", name, "vrid") if service.vrid is not None else ("services", name)
         for i, (inst, _pref) in enumerate(instance_names(name, service)):
             explicit = service.vrid[i] if service.vrid is not None else None

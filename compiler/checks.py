@@ -18,6 +18,7 @@ from .lvs_plan import KEEPALIVED_QUORUM, LvsPlans, VirtualServerPlan
 from .model import Service, Site, VirtualServer
 from .plan import InstancePlan
 from .resolve import (
+    address_text,
     all_vips,
     node_interfaces,
     service_interface,
@@ -306,7 +307,7 @@ class _Checker:
         self, loc: Loc, name: str, service: Service, vs: VirtualServer, plan: VirtualServerPlan
     ) -> None:
         """`vs` as written (for what the plan drops), `plan` as it runs (for everything else)."""
-        vip_addrs = [str(vip_interface(v).ip) for v in all_vips(service)]
+        vip_addrs = [address_text(vip_interface(v)) for v in all_vips(service)]
         if plan.ip is not None and plan.ip not in vip_addrs:
             self.error(
                 (*loc, "ip"),

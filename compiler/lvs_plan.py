@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from .model import HealthCheck, LbAlgo, LbKind, LvsProtocol, RealServer, Service, Site, VirtualServer
-from .resolve import all_vips, vip_interface
+from .resolve import address_text, all_vips, vip_interface
 
 CheckKind = Literal["HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK"]
 CHECK_KINDS: dict[str, CheckKind] = {
@@ -128,10 +129,17 @@ def virtual_server_ip(service: Service, vs: VirtualServer) -> str | None:
     if vs.ip is not None:
         return vs.ip
     vips = all_vips(service)
-    return str(vip_interface(vips[0]).ip) if vips else None
+    return address_text(vip_interface(vips[0])) if vips else None
 
 
+@lru_cache(maxsize=4096)
 def resolve_checker(check: HealthCheck, real_server_port: int | None) -> CheckerPlan:
+    """Cached: real servers of one pool usually share one check (equal frozen models), so they share its
+    plan too (plans are frozen)."""
+    return _resolve_checker(check, real_server_port)
+
+
+def _resolve_checker(check: HealthCheck, real_server_port: int | None) -> CheckerPlan:
     kind = CHECK_KINDS[check.kind]
     http = check.http_get or check.ssl_get
     if check.tcp is not None:

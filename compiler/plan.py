@@ -11,7 +11,7 @@ from typing import Literal
 
 from .lvs_plan import LvsPlans, VirtualServerPlan
 from .model import Auth, Check, Notification, Service, Site
-from .resolve import Settings, instance_names, service_interface, settings
+from .resolve import Settings, address_text, instance_names, network_text, service_interface, settings
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ def _instance(
         chosen = service_interface(site, node, service)
         assert chosen is not None, "checks guarantee every node has the service's interface"
         ifname, addr = chosen
-        network = str(addr.network)
-        members.append(Member(node, prios[node], str(addr.ip), ifname))
+        network = network_text(addr)
+        members.append(Member(node, prios[node], address_text(addr), ifname))
     vip_sets = service.vips if vip_index is None else [service.vips[vip_index]]
     return InstancePlan(
         name=name,

@@ -30,21 +30,16 @@ class Settings:
 
 
 def settings(site: Site, service: Service) -> Settings:
-    d = site.defaults
-
-    def pick(name: str) -> object:
-        value = getattr(service, name)
-        return getattr(d, name) if value is None else value
-
+    d, s = site.defaults, service
     return Settings(
-        advert_int=float(pick("advert_int")),  # type: ignore[arg-type]
-        vrrp_version=pick("vrrp_version"),  # type: ignore[arg-type]
-        garp_master_delay=pick("garp_master_delay"),  # type: ignore[arg-type]
-        preempt=pick("preempt"),  # type: ignore[arg-type]
-        preempt_delay=float(pick("preempt_delay")),  # type: ignore[arg-type]
-        unicast=pick("unicast"),  # type: ignore[arg-type]
-        priority=pick("priority"),  # type: ignore[arg-type]
-        priority_step=pick("priority_step"),  # type: ignore[arg-type]
+        advert_int=float(d.advert_int if s.advert_int is None else s.advert_int),
+        vrrp_version=d.vrrp_version if s.vrrp_version is None else s.vrrp_version,
+        garp_master_delay=d.garp_master_delay if s.garp_master_delay is None else s.garp_master_delay,
+        preempt=d.preempt if s.preempt is None else s.preempt,
+        preempt_delay=float(d.preempt_delay if s.preempt_delay is None else s.preempt_delay),
+        unicast=d.unicast if s.unicast is None else s.unicast,
+        priority=d.priority if s.priority is None else s.priority,
+        priority_step=d.priority_step if s.priority_step is None else s.priority_step,
     )
 
 
@@ -99,18 +94,44 @@ def vip_loc(service_loc: tuple[str | int, ...], vips: list[list[VipSpec]], i: in
 def service_interface(site: Site, node_name: str, service: Service) -> tuple[str, ipaddress.IPv4Interface] | None:
     """The interface a node runs this service's VRRP on: the named one, or the one whose subnet holds the
     first VIP. None when there is no such interface (checks report why)."""
-    ifaces = node_interfaces(site, node_name)
-    if service.interface is not None:
-        addr = ifaces.get(service.interface)
-        return None if addr is None else (service.interface, addr)
-    vips = all_vips(service)
-    if not vips:
+    node = site.nodes[node_name]
+    first = next((vip.address for vip_set in service.vips for vip in vip_set), None)
+    return _service_interface(
+        node.interface or site.defaults.interface,
+        node.address,
+        tuple(node.interfaces.items()),
+        service.interface,
+        first,
+    )
+
+
+@lru_cache(maxsize=65536)
+def _service_interface(
+    main: str, address: str, others: tuple[tuple[str, str], ...], named: str | None, first_vip: str | None
+) -> tuple[str, ipaddress.IPv4Interface] | None:
+    ifaces = _interfaces(main, address, others)
+    if named is not None:
+        addr = ifaces.get(named)
+        return None if addr is None else (named, addr)
+    if first_vip is None:
         return None
-    first = vip_address(vips[0])
+    first = parse_address(first_vip)
     for name, addr in ifaces.items():
         if first in addr.network:
             return name, addr
     return None
+
+
+@lru_cache(maxsize=65536)
+def address_text(iface: ipaddress.IPv4Interface) -> str:
+    """'192.0.2.11' of 192.0.2.11/24, formatted once per build."""
+    return str(iface.ip)
+
+
+@lru_cache(maxsize=65536)
+def network_text(iface: ipaddress.IPv4Interface) -> str:
+    """'192.0.2.0/24' of 192.0.2.11/24, formatted once per build."""
+    return str(iface.network)
 
 
 def instance_names(service_name: str, service: Service) -> list[tuple[str, str]]:
