@@ -53,7 +53,9 @@ class ControlServer:
                 reply: dict[str, Any] = {"ok": True, **handler()}
             else:
                 reply = {"ok": False, "error": f"unknown command {cmd!r}"}
-            writer.write(json.dumps(reply).encode() + b"\n")
+            # a reply for thousands of real servers is a megabyte of JSON: encode it off the loop
+            data = await asyncio.to_thread(json.dumps, reply)
+            writer.write(data.encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass

@@ -1,6 +1,7 @@
 """The LVS side of `hacc run`: IPVS virtual servers kept equal to what the specs and the checkers say.
 
 State the daemon owns here, all keyed by identity so a reload can keep it:
+- checkers: on their own thread and event loop (check/thread.py), reporting transitions back here;
 - `health`: the checkers' verdict per real server, keyed (ServiceKey, DestKey). A real server without
   checkers is always up (keepalived); one whose checkers start in alpha mode starts down.
 - `quorum`: per virtual server, up or down, with hysteresis (ipvs/table.py keeps the rule pure).
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hacc.runtime.check.runner import CheckRunner
+from hacc.runtime.check.thread import CheckerThread
 from hacc.runtime.ipvs.diff import diff
 from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.ipvs.model import IpvsTable, ServiceKey
@@ -66,7 +67,7 @@ class LvsManager:
         self._notify = notify
         self._smtp = smtp  # asked at each transition: a reload may change the smtp settings
         self._on_crash = on_crash
-        self._runner: CheckRunner[RealServerId] | None = None
+        self._checkers: CheckerThread[RealServerId] | None = None
         self._lock = asyncio.Lock()
         self._pass_task: asyncio.Task[None] | None = None
         self._wanted = False
@@ -76,13 +77,15 @@ class LvsManager:
     async def open(self) -> None:
         """Connect to IPVS (loading ip_vs like keepalived does); raises NetError when it is unavailable."""
         await self.backend.open()
-        self._runner = CheckRunner(self._on_check)
+        # probes run on their own thread and loop: thousands of them never delay a VRRP advert here
+        self._checkers = CheckerThread(self._on_check)
+        self._checkers.start()
 
     async def close(self) -> None:
         if self._retry is not None:
             self._retry.cancel()
-        if self._runner is not None:
-            await self._runner.close()
+        if self._checkers is not None:
+            await self._checkers.close()
         if self._pass_task is not None and not self._pass_task.done():
             self._pass_task.cancel()
         await self.backend.close()
@@ -90,19 +93,12 @@ class LvsManager:
     # --- desired state in ------------------------------------------------------------------
     async def apply(self, specs: Sequence[VirtualServerSpec]) -> list[str]:
         """A new config's virtual servers (start-up or reload); returns what failed."""
-        assert self._runner is not None
-        runner = self._runner
+        assert self._checkers is not None
         self.specs = tuple(specs)
         wanted = {(vs.key, rs.key): rs.checkers for vs in self.specs for rs in vs.real_servers if rs.checkers}
-        running = set(runner.keys())
-        for key in running - set(wanted):
-            runner.remove(key)
-        for key, checkers in wanted.items():
-            if key in running:
-                runner.update(key, checkers)  # equal specs: state and timers kept
-            else:
-                status = runner.add(key, checkers)
-                self.health[key] = RealServerHealth(status.up, status.weight)
+        added = await self._checkers.apply(wanted)  # equal specs: state and timers kept
+        for key, status in added.items():
+            self.health[key] = RealServerHealth(status.up, status.weight)
         by_id = {(vs.key, rs.key): rs for vs in self.specs for rs in vs.real_servers}
         for key in list(self.health):
             if key not in wanted:
@@ -204,8 +200,9 @@ class LvsManager:
 
     # --- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        runner = self._runner
-        checks = runner.status() if runner is not None else {}
+        # checker details come from the checker thread's last snapshot (at most a second old): walking
+        # thousands of checkers here would stall VRRP; up/down and weights are this loop's own, live
+        checks = self._checkers.snapshot if self._checkers is not None else {}
         pools = {e.key: {d.key: d.weight for d in e.dests} for e in self.kernel or IpvsTable()}
         out = []
         for vs in self.specs:
@@ -237,7 +234,10 @@ class LvsManager:
                     "real_servers": real_servers,
                 }
             )
-        return {"virtual_servers": out, "counters": self.counters.__dict__.copy()}
+        counters: dict[str, Any] = self.counters.__dict__.copy()
+        if self._checkers is not None:
+            counters.update(self._checkers.counters)
+        return {"virtual_servers": out, "counters": counters}
 
 
 def _merged(kernel: IpvsTable, desired: IpvsTable, dropped: set[ServiceKey]) -> IpvsTable:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import math
@@ -364,7 +365,9 @@ class MetricsServer:
             await _reply(writer, 404, "Not Found", b"only GET /metrics here\n")
             return
         try:
-            body = render(self._status()).encode()
+            # the status is the loop's data (read here); rendering thousands of real servers is not:
+            # it runs on a worker thread so a scrape never holds up VRRP
+            body = (await asyncio.to_thread(render, self._status())).encode()
         except Exception:
             log.exception("rendering metrics failed")  # a bug here must cost a scrape, never the VRRP state
             await _reply(writer, 500, "Internal Server Error", b"rendering metrics failed\n")
@@ -435,7 +438,8 @@ class TextfileWriter:
                 await self._write(up=False)
 
     async def _write(self, *, up: bool) -> None:
-        text = render(self._status(), up=up)  # read on the loop: the status is the loop's data
+        status = self._status()  # read on the loop: the status is the loop's data
+        text = await asyncio.to_thread(functools.partial(render, status, up=up))
         await asyncio.to_thread(write_textfile, self.path, text)
         self.writes += 1
 

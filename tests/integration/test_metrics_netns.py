@@ -79,6 +79,8 @@ def test_metrics_scraped_during_a_failover_show_the_state_change_and_counters(
     lan = make_lan(2)
     textfile = tmp_path / "a.prom"
     a = _start(nodes, lan, 1, 150, "--metrics-textfile", str(textfile))
+    # b starts once a is Master: started together on a loaded machine, b may win the first election
+    assert wait_until(lambda: _state(lan.ns(1)) == 2, 10), a.log()
     b = _start(nodes, lan, 2, 100)
     assert wait_until(lambda: [_state(lan.ns(1)), _state(lan.ns(2))] == [2, 1], 5), (a.log(), b.log())
     assert lan.holders(VIP) == [1]
