@@ -90,9 +90,19 @@ class _Checker:
         auth = self.site.auth
         if auth is None or self.secrets is None:
             return
+        # values as keepalived's `auth_pass $NAME` reads them (secrets_file.read_secrets): words after expansion
         value = self.secrets.get(auth.secret)
+        words = (value or "").split(" ")
         if value is None:
             self.error(("auth", "secret"), f"the secrets file does not define ${auth.secret}")
+        elif not value:
+            self.error(("auth", "secret"), f"${auth.secret} is empty in the secrets file")
+        elif len(words) > 1:
+            self.error(
+                ("auth", "secret"),
+                f"${auth.secret} is {len(words)} words; keepalived's auth_pass reads only the first "
+                f"({len(words[0])} characters)",
+            )
         elif auth.type == "PASS" and len(value) > PASS_MAX:
             self.error(
                 ("auth", "secret"),

@@ -38,7 +38,6 @@ _LAZY_COMMANDS: dict[str, str] = {
     "diff": "hacc.compiler.review_cli:diff",
     "failover": "hacc.compiler.review_cli:failover",
     "schema": "hacc.compiler.review_cli:schema",
-    "import": "hacc.compiler.import_cli:import_",
 }
 
 
@@ -69,14 +68,10 @@ def default_out(site_path: Path) -> Path:
 
 
 def _read_secrets(path: Path) -> dict[str, str]:
-    """A node-local keepalived secrets file: lines `$NAME=value` (the format keepalived includes)."""
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line.startswith("$") and "=" in line:
-            name, _, value = line[1:].partition("=")
-            out[name.strip()] = value.strip()
-    return out
+    """A node-local secrets file, read as keepalived reads the generated `include` of it."""
+    from .secrets_file import read_secrets
+
+    return read_secrets(path)
 
 
 def _escape(text: str, prop: bool = False) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from .lvs_plan import LvsPlans, VirtualServerPlan
@@ -46,6 +47,11 @@ class InstancePlan:
     track: tuple[str, ...]  # check names
     units: tuple[str, ...]
     settings: Settings
+
+    @cached_property
+    def preference_order(self) -> str:
+        """'lb1 > lb2': members by priority, as the generated config's comment states it (every node's)."""
+        return " > ".join(m.node for m in self.members)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,30 @@ def test_secret_longer_than_pass_allows_is_an_error(tmp_path: Path) -> None:
     assert "auth.secret: the secrets file does not define $VRRP_PASS" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        # keepalived drops the quotes when it reads the substituted auth_pass line: 8 characters, fine
+        ('$VRRP_PASS="s3cret12"', None),
+        ("$VRRP_PASS=s3cret12   # the comment is not part of it", None),
+        ("$INNER=s3cret12\n$VRRP_PASS=${INNER}", None),
+        ('$VRRP_PASS="s3cret123"', "$VRRP_PASS is 9 characters"),
+        ("$VRRP_PASS=two words", "$VRRP_PASS is 2 words; keepalived's auth_pass reads only the first (3 characters)"),
+        ("$VRRP_PASS=", "$VRRP_PASS is empty in the secrets file"),
+    ],
+)
+def test_secrets_file_is_read_as_keepalived_reads_its_include(tmp_path: Path, line: str, problem: str | None) -> None:
+    secrets = tmp_path / "secrets.conf"
+    secrets.write_text(line + "\n")
+    copy = copy_site(SITES / "haproxy-mb.yaml", tmp_path)
+    result = run_cli("build", "--secrets-file", str(secrets), "-o", str(tmp_path / "out"), str(copy))
+    if problem is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1
+        assert f"auth.secret: {problem}" in result.stderr
+
+
 def test_check_command_validates_without_writing(tmp_path: Path) -> None:
     copy = copy_site(SITES / "prod.yaml", tmp_path)
     result = run_cli("check", str(copy))
