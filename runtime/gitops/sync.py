@@ -87,7 +87,7 @@ def sync_once(
             st["last_sync"] = {"time": clock(), "result": outcome.result, "message": outcome.message}
             state.save(opts.directory, st)
     except Busy as exc:
-        return Outcome("error", str(exc))
+        outcome = Outcome("error", str(exc))
     level = logging.WARNING if outcome.exit_code else logging.INFO
     log.log(level, "%s: %s", outcome.result, outcome.message)
     return outcome
@@ -109,10 +109,10 @@ def _pass(opts: Options, st: state.State, clock: Callable[[], float], sleep: Cal
         return Outcome("error", f"fetch {opts.repo} {opts.branch}: {exc}")
     tip: str | None = st.get("tip")
     current = st.get("current")
-    if fetched == tip and current is not None:
-        return Outcome("unchanged", f"{fetched[:12]} is current", fetched)
     if fetched in st.get("rolled_back", []):
         return Outcome("unchanged", f"{fetched[:12]} was rolled back; waiting for a newer commit", fetched)
+    if fetched == tip and current is not None:
+        return Outcome("unchanged", f"{fetched[:12]} is current", fetched)
     refusal = st.get("last_refusal")
     if refusal and refusal.get("commit") == fetched and refusal.get("kind") in ("history", "signature"):
         return Outcome("refused", f"{fetched[:12]}: still refused: {refusal['reason']}", fetched)
