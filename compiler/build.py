@@ -15,6 +15,7 @@ from .model import Site
 from .plan import SitePlan, plan_instances, plan_site
 from .render import render_site
 from .resolve import instance_names, network_text, service_interface
+from .rollout_file import rollout_files
 from .vrid import VridRequest, allocate, lock_path, read_lock, render_lock
 from .weights import check_weights
 
@@ -67,7 +68,7 @@ def compile_site(
     return BuildResult(
         site=site,
         plan=plan,
-        files=render_site(plan),
+        files={**render_site(plan), **rollout_files(plan)},
         lock_text=lock_text,
         lock_changed=dict(lock) != alloc.vrids,
         warnings=tuple(sorted(set(diags))),

@@ -82,4 +82,4 @@ def test_output_does_not_depend_on_hash_seed(tmp_path: Path) -> None:
         )
         trees.append(read_tree(work / "out"))
     assert trees[0] == trees[1]
-    assert len(trees[0]) == 7
+    assert len(trees[0]) == 8  # .hacc-tree, .hacc-rollout.json, 3 nodes x (keepalived.conf, notify.sh)
