@@ -24,7 +24,7 @@ _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 # keepalived reads these as one quoted string and runs them without a shell; a double quote would end the
 # string early and a control character would end the line.
 _COMMAND = re.compile(r'^[^"\x00-\x1f\x7f]+$')
-_URL_PATH = re.compile(r"^/[!-~]*$")
+_URL_PATH = re.compile(r"^/[!#-~]*$")  # printable ASCII without space and double quote
 
 
 def _safe_name(value: str) -> str:
@@ -103,9 +103,42 @@ def _command(value: str) -> str:
     return value.strip()
 
 
+# keepalived.conf cuts a comment at '#' or '!' and reads '{' / '}' as block braces even inside an unquoted
+# word, so these characters would silently change a value written without quotes
+_CONFIG_SPECIAL = {"#": "a comment", "!": "a comment", "{": "a block opening", "}": "a block closing"}
+
+
+def _config_word_problem(value: str) -> str | None:
+    found = next((c for c in value if c in _CONFIG_SPECIAL), None)
+    if found is None:
+        return None
+    return f"keepalived.conf reads an unquoted {found!r} as {_CONFIG_SPECIAL[found]}"
+
+
 def _abs_path(value: str) -> str:
     if not value.startswith("/") or not _COMMAND.match(value) or " " in value:
         raise ValueError(f"{value!r} must be an absolute path without spaces, quotes or control characters")
+    problem = _config_word_problem(value)
+    if problem is not None:
+        raise ValueError(f"path {value!r}: {problem}, which would cut the path short; rename it")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not _URL_PATH.match(value):
+        raise ValueError(f"path {value!r} must start with '/' and hold no spaces, quotes or control characters")
+    problem = _config_word_problem(value)
+    if problem is not None:
+        raise ValueError(f"path {value!r}: {problem}; percent-encode it (%23 %21 %7B %7D)")
+    return value
+
+
+def _whole_seconds(value: Any) -> Any:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(
+            f"{value:g} s: keepalived reads vrrp_script interval and timeout in whole seconds "
+            "(it ignores a fraction and keeps its default)"
+        )
     return value
 
 
@@ -176,7 +209,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Priority = Annotated[int, Field(ge=1, le=254)]
 Vrid = Annotated[int, Field(ge=1, le=255)]
 Weight = Annotated[int, Field(ge=-253, le=253)]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
+ScriptSeconds = Annotated[int, BeforeValidator(_whole_seconds), Field(ge=1, le=3600)]
 
 
 class StrictModel(BaseModel):
@@ -265,8 +298,8 @@ class Check(StrictModel):
     script: Command | None = Field(None, description="command run by keepalived without a shell; exit 0 = ok")
     file: AbsPath | None = Field(None, description="maintenance file: the check fails while it exists")
     interface: IfName | None = Field(None, description="tracked interface: the check fails while it is down")
-    interval: Seconds = 2
-    timeout: Seconds | None = None
+    interval: ScriptSeconds = 2
+    timeout: ScriptSeconds | None = None
     weight: Weight = Field(0, description="priority change; 0 means failure puts the instance in FAULT")
     rise: int = Field(2, ge=1, le=100)
     fall: int = Field(2, ge=1, le=100)
@@ -280,6 +313,18 @@ class Check(StrictModel):
         return self
 
 
+_LABEL = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def _label(value: str) -> str:
+    if not _LABEL.match(value):
+        raise ValueError(
+            f"label {value!r} may hold letters, digits and '_.:-' only: keepalived reads it as one word and the "
+            "kernel as an interface name"
+        )
+    return value
+
+
 def _vip_spec(value: Any) -> Any:
     return {"address": value} if isinstance(value, str) else value
 
@@ -287,7 +332,9 @@ def _vip_spec(value: Any) -> Any:
 class VipSpec(StrictModel):
     address: Annotated[str, AfterValidator(_vip)]
     dev: IfName | None = None
-    label: str | None = Field(None, description="interface label; must start with the interface name")
+    label: Annotated[str, AfterValidator(_label)] | None = Field(
+        None, description="interface label; must start with the interface name"
+    )
 
 
 Vip = Annotated[VipSpec, BeforeValidator(_vip_spec, json_schema_input_type=str | VipSpec)]
@@ -302,18 +349,10 @@ VipSet = Annotated[list[Vip], BeforeValidator(_vip_set, json_schema_input_type=V
 
 
 class HttpGet(StrictModel):
-    path: str = "/"
+    path: Annotated[str, AfterValidator(_url_path)] = "/"
     status_code: int | None = Field(200, ge=100, le=599)
     digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="MD5 of the body (genhash)")
     virtualhost: Host | None = None
-
-    @model_validator(mode="after")
-    def _path_ok(self) -> HttpGet:
-        if not _URL_PATH.match(self.path):
-            raise ValueError(f"path {self.path!r} must start with '/' and hold no spaces or quotes")
-        if '"' in self.path:
-            raise ValueError("path must not contain double quotes")
-        return self
 
 
 LbAlgo = Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"]
@@ -384,7 +423,9 @@ class VirtualServer(StrictModel):
     delay_loop: int = Field(6, ge=1, le=3600)
     lb_algo: LbAlgo = "wlc"
     lb_kind: LbKind = "DR"
-    persistence_timeout: int | None = Field(None, ge=1, le=2**31 - 1)
+    persistence_timeout: int | None = Field(
+        None, ge=1, le=2678400, description="seconds; keepalived's maximum is 31 days"
+    )
     quorum: int | None = Field(None, ge=1)
     hysteresis: int | None = Field(None, ge=0)
     sorry_server: Annotated[Endpoint, BeforeValidator(_endpoint, json_schema_input_type=str | Endpoint)] | None = None
