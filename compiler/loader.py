@@ -366,10 +366,24 @@ def prepare(raw: Any, smap: SourceMap) -> tuple[dict[str, Any], list[Diagnostic]
     return data, [smap.diagnostic(loc, msg) for loc, msg in problems]
 
 
+def _misspelt(errors: list[tuple[Any, Loc]]) -> set[Loc]:
+    """Missing fields that an unknown sibling key is a misspelling of: the 'did you mean' message covers them."""
+    out = set()
+    for err, loc in errors:
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), _known_fields(loc[:-1]), n=1, cutoff=0.6)
+            if close:
+                out.add((*loc[:-1], close[0]))
+    return out
+
+
 def validation_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> list[Diagnostic]:
+    errors = [(err, _clean_loc(err["loc"], data)) for err in exc.errors()]
+    covered = _misspelt(errors)
     diags = []
-    for err in exc.errors():
-        loc = _clean_loc(err["loc"], data)
+    for err, loc in errors:
+        if err["type"] == "missing" and loc in covered:
+            continue
         diags.append(smap.diagnostic(loc, _message(err, loc), at_key=err["type"] == "extra_forbidden"))
     return sorted(set(diags), key=lambda d: (d.line, d.column, d.field, d.message))
 

@@ -59,6 +59,13 @@ def test_corpus_covers_the_required_checks() -> None:
         "keepalived.conf reads an unquoted '#' as a comment",
         "keepalived reads vrrp_script interval and timeout in whole seconds",
         "persistence_timeout 3000000 is outside 1-2678400",
+        # messages: the value, the expectation, a union's forms, one message for a misspelt field
+        "port 70000 is outside 1-65535",
+        "sorry_server: ADDR:PORT or {address, port}, not 8080",
+        "unknown field `adress`: did you mean `address`?",
+        "the site file is empty",
+        "tabs cannot indent YAML",
+        "duplicate key `mode` (first at line 6)",
         "is not a safe name",
         "is not a safe unit name",
         "unknown field `interfce`: did you mean `interface`?",
