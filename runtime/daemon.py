@@ -26,7 +26,7 @@ from hacc.runtime.instance import ActionExecutor, Effects, GroupLink, Instance
 from hacc.runtime.ipvs.netlink import IpvsBackend
 from hacc.runtime.load import Loaded, Revision
 from hacc.runtime.lvs import LvsManager
-from hacc.runtime.net.addresses import InterfaceInfo, PyrouteAddresses, Vip
+from hacc.runtime.net.addresses import InterfaceInfo, RtnlAddresses, Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.links import LinkEvent, LinkMonitor
 from hacc.runtime.notify import NotifyRunner
@@ -80,7 +80,7 @@ class Rejected:
 
 
 class Daemon:
-    def __init__(self, addresses: PyrouteAddresses | None = None, ipvs: IpvsBackend | None = None) -> None:
+    def __init__(self, addresses: RtnlAddresses | None = None, ipvs: IpvsBackend | None = None) -> None:
         self.spec: DaemonSpec = EMPTY
         self.revision: Revision | None = None
         self.rejected: Rejected | None = None
@@ -92,7 +92,7 @@ class Daemon:
         self._interfaces: dict[str, InterfaceInfo] = {}
         self._link_up: dict[str, bool] = {}
         self._index_names: dict[int, str] = {}
-        self._addresses = addresses or PyrouteAddresses()
+        self._addresses = addresses or RtnlAddresses()
         self._notify = NotifyRunner()
         self._smtp: SmtpAlerter | None = None
         self._links = LinkMonitor(self._on_link)
@@ -417,7 +417,7 @@ class Daemon:
                 instance.on_script(name, ok)
 
     # --- status -------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self, include_lvs: bool = True) -> dict[str, Any]:
         rejected = self.rejected
         return {
             "router_id": self.spec.router_id,
@@ -432,8 +432,15 @@ class Daemon:
             "instances": [i.status() for i in sorted(self.instances.values(), key=lambda i: i.name)],
             "sockets": {name: dataclasses.asdict(sock.stats) for name, sock in sorted(self.sockets.items())},
             "scripts": {name: {"ok": r.ok} for name, r in sorted(self.scripts.items())},
-            "lvs": self.lvs.status() if self.lvs is not None else None,
+            "lvs": self.lvs.status() if self.lvs is not None and include_lvs else None,
         }
+
+    async def status_async(self) -> dict[str, Any]:
+        """status() with its LVS part built off the loop (control socket, metrics)."""
+        out = self.status(include_lvs=False)
+        if self.lvs is not None:
+            out["lvs"] = await self.lvs.status_async()
+        return out
 
 
 def _crash_in_loop(exc: BaseException) -> None:

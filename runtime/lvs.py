@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hacc.runtime.check.runner import ServerStatus
 from hacc.runtime.check.thread import CheckerThread
 from hacc.runtime.ipvs.diff import diff
 from hacc.runtime.ipvs.fromconf import VirtualServerSpec
@@ -200,44 +201,66 @@ class LvsManager:
 
     # --- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        return _status(self.specs, dict(self.health), self.quorum, self.kernel, self._checker_view(), self._counters())
+
+    async def status_async(self) -> dict[str, Any]:
+        """The same, built on a worker thread: for thousands of real servers the loop only copies the
+        one mapping it mutates (`health`); everything else it holds is replaced whole, never edited."""
+        args = (self.specs, dict(self.health), self.quorum, self.kernel, self._checker_view(), self._counters())
+        return await asyncio.to_thread(_status, *args)
+
+    def _checker_view(self) -> Mapping[RealServerId, ServerStatus]:
         # checker details come from the checker thread's last snapshot (at most a second old): walking
         # thousands of checkers here would stall VRRP; up/down and weights are this loop's own, live
-        checks = self._checkers.snapshot if self._checkers is not None else {}
-        pools = {e.key: {d.key: d.weight for d in e.dests} for e in self.kernel or IpvsTable()}
-        out = []
-        for vs in self.specs:
-            pool = pools.get(vs.key, {})
-            real_servers = []
-            for rs in vs.real_servers:
-                key = (vs.key, rs.key)
-                health = self.health.get(key, initial_health(rs))
-                st = checks.get(key)
-                real_servers.append(
-                    {
-                        "address": str(rs.key),
-                        "up": health.up,
-                        "weight": rs.weight if health.weight is None else health.weight,
-                        "ipvs_weight": pool.get(rs.key),
-                        "checkers": [
-                            {"check": c.describe, "up": c.up, "checks": c.checks, "failures": c.failures}
-                            for c in (st.checkers if st is not None else ())
-                        ],
-                    }
-                )
-            sorry = vs.sorry_server
-            out.append(
-                {
-                    "service": str(vs.key),
-                    "scheduler": vs.scheduler,
-                    "quorum": self.quorum.get(vs.key),
-                    "sorry_server_active": sorry is not None and sorry.key in pool and pool[sorry.key] > 0,
-                    "real_servers": real_servers,
-                }
-            )
+        return self._checkers.snapshot if self._checkers is not None else {}
+
+    def _counters(self) -> dict[str, Any]:
         counters: dict[str, Any] = self.counters.__dict__.copy()
         if self._checkers is not None:
             counters.update(self._checkers.counters)
-        return {"virtual_servers": out, "counters": counters}
+        return counters
+
+
+def _status(
+    specs: tuple[VirtualServerSpec, ...],
+    health: Mapping[RealServerId, RealServerHealth],
+    quorum: Mapping[ServiceKey, bool],
+    kernel: IpvsTable | None,
+    checks: Mapping[RealServerId, ServerStatus],
+    counters: dict[str, Any],
+) -> dict[str, Any]:
+    pools = {e.key: {d.key: d.weight for d in e.dests} for e in kernel or IpvsTable()}
+    out = []
+    for vs in specs:
+        pool = pools.get(vs.key, {})
+        real_servers = []
+        for rs in vs.real_servers:
+            key = (vs.key, rs.key)
+            h = health.get(key, initial_health(rs))
+            st = checks.get(key)
+            real_servers.append(
+                {
+                    "address": str(rs.key),
+                    "up": h.up,
+                    "weight": rs.weight if h.weight is None else h.weight,
+                    "ipvs_weight": pool.get(rs.key),
+                    "checkers": [
+                        {"check": c.describe, "up": c.up, "checks": c.checks, "failures": c.failures}
+                        for c in (st.checkers if st is not None else ())
+                    ],
+                }
+            )
+        sorry = vs.sorry_server
+        out.append(
+            {
+                "service": str(vs.key),
+                "scheduler": vs.scheduler,
+                "quorum": quorum.get(vs.key),
+                "sorry_server_active": sorry is not None and sorry.key in pool and pool[sorry.key] > 0,
+                "real_servers": real_servers,
+            }
+        )
+    return {"virtual_servers": out, "counters": counters}
 
 
 def _merged(kernel: IpvsTable, desired: IpvsTable, dropped: set[ServiceKey]) -> IpvsTable:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import ipaddress
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,13 @@ STATE_VALUES = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3}
 
 Kind = Literal["gauge", "counter"]
 Status = Mapping[str, Any]
+StatusSource = Callable[[], Status | Awaitable[Status]]
+
+
+async def read_status(source: StatusSource) -> Status:
+    """The daemon's status; a source may build it off the loop (thousands of real servers)."""
+    got = source()
+    return await got if inspect.isawaitable(got) else got
 
 _VRRP = ("iname", "intf", "vrid")
 _RS = ("virtual_server", "real_server")
@@ -303,7 +311,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 class MetricsServer:
     """GET /metrics over HTTP/1.x, one request per connection."""
 
-    def __init__(self, host: str, port: int, status: Callable[[], Status]) -> None:
+    def __init__(self, host: str, port: int, status: StatusSource) -> None:
         self.host = host
         self.requested_port = port
         self._status = status
@@ -367,7 +375,7 @@ class MetricsServer:
         try:
             # the status is the loop's data (read here); rendering thousands of real servers is not:
             # it runs on a worker thread so a scrape never holds up VRRP
-            body = (await asyncio.to_thread(render, self._status())).encode()
+            body = (await asyncio.to_thread(render, await read_status(self._status))).encode()
         except Exception:
             log.exception("rendering metrics failed")  # a bug here must cost a scrape, never the VRRP state
             await _reply(writer, 500, "Internal Server Error", b"rendering metrics failed\n")
@@ -415,7 +423,7 @@ def write_textfile(path: Path, text: str) -> None:
 class TextfileWriter:
     """Writes render(status) to a file every `interval` seconds, and `keepalived_up 0` at stop."""
 
-    def __init__(self, path: Path, status: Callable[[], Status], interval: float = TEXTFILE_INTERVAL) -> None:
+    def __init__(self, path: Path, status: StatusSource, interval: float = TEXTFILE_INTERVAL) -> None:
         self.path = path
         self.interval = interval
         self._status = status
@@ -438,7 +446,7 @@ class TextfileWriter:
                 await self._write(up=False)
 
     async def _write(self, *, up: bool) -> None:
-        status = self._status()  # read on the loop: the status is the loop's data
+        status = await read_status(self._status)
         text = await asyncio.to_thread(functools.partial(render, status, up=up))
         await asyncio.to_thread(write_textfile, self.path, text)
         self.writes += 1
@@ -464,7 +472,7 @@ class MetricsExporter:
 
     def __init__(
         self,
-        status: Callable[[], Status],
+        status: StatusSource,
         listen: tuple[str, int] | None = None,
         textfile: Path | None = None,
         interval: float = TEXTFILE_INTERVAL,

@@ -68,9 +68,8 @@ class Service:
         self.reloader = Reloader(config_path, self._reload, self._crashed)
         self.watcher = ConfigWatcher(self.reloader)
         self._control: ControlServer | None = None
-        self.metrics = (
-            MetricsExporter(self.daemon.status, metrics, metrics_textfile) if metrics or metrics_textfile else None
-        )
+        wanted = metrics is not None or metrics_textfile is not None
+        self.metrics = MetricsExporter(self.daemon.status_async, metrics, metrics_textfile) if wanted else None
 
     async def _reload(self, loaded: Loaded, trigger: str) -> str:
         # systemd hears about reloads an operator asked for (systemctl reload, the control socket);
@@ -130,8 +129,9 @@ class Service:
             handlers["fault"] = self._inject_fault
         return handlers
 
-    def _status(self) -> dict[str, Any]:
-        return {**self.daemon.status(), "config": str(self.config_path.absolute()), "summary": self.summary()}
+    async def _status(self) -> dict[str, Any]:
+        status = await self.daemon.status_async()
+        return {**status, "config": str(self.config_path.absolute()), "summary": self.summary()}
 
     def _reload_command(self) -> dict[str, Any]:
         self.reloader.request("control socket")
@@ -201,20 +201,9 @@ class Service:
 
 def release_vips(vips: tuple[Vip, ...]) -> int:
     """Last resort, outside the daemon's netlink socket: delete these VIPs; returns how many went."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from hacc.runtime.net.addresses import remove_vips
 
-    removed = 0
-    with IPRoute() as ipr:
-        for vip in vips:
-            try:
-                index = ipr.link_lookup(ifname=vip.ifname)
-                if index:
-                    ipr.addr("del", index=index[0], address=str(vip.address), prefixlen=vip.prefixlen)
-                    removed += 1
-            except NetlinkError as exc:
-                log.error("removing %s: %s", vip, exc)
-    return removed
+    return remove_vips(vips)
 
 
 async def serve(
