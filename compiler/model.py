@@ -331,7 +331,7 @@ def _vip_spec(value: Any) -> Any:
 
 class VipSpec(StrictModel):
     address: Annotated[str, AfterValidator(_vip)]
-    dev: IfName | None = None
+    dev: IfName | None = Field(None, description="interface to add the VIP on (default: the service's VRRP interface)")
     label: Annotated[str, AfterValidator(_label)] | None = Field(
         None, description="interface label; must start with the interface name"
     )

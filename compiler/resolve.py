@@ -71,7 +71,8 @@ def _interfaces(main: str, address: str, others: tuple[tuple[str, str], ...]) ->
 def node_interfaces(site: Site, node_name: str) -> Mapping[str, ipaddress.IPv4Interface]:
     """Every interface the site declares for a node, main interface first (read-only: it is shared)."""
     node = site.nodes[node_name]
-    return _interfaces(node.interface or site.defaults.interface, node.address, tuple(node.interfaces.items()))
+    others = tuple(node.interfaces.items()) if node.interfaces else ()
+    return _interfaces(node.interface or site.defaults.interface, node.address, others)
 
 
 def vip_interface(vip: VipSpec) -> ipaddress.IPv4Interface:
@@ -96,13 +97,8 @@ def service_interface(site: Site, node_name: str, service: Service) -> tuple[str
     first VIP. None when there is no such interface (checks report why)."""
     node = site.nodes[node_name]
     first = next((vip.address for vip_set in service.vips for vip in vip_set), None)
-    return _service_interface(
-        node.interface or site.defaults.interface,
-        node.address,
-        tuple(node.interfaces.items()),
-        service.interface,
-        first,
-    )
+    others = tuple(node.interfaces.items()) if node.interfaces else ()
+    return _service_interface(node.interface or site.defaults.interface, node.address, others, service.interface, first)
 
 
 @lru_cache(maxsize=65536)
