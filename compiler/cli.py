@@ -38,6 +38,7 @@ _LAZY_COMMANDS: dict[str, str] = {
     "diff": "hacc.compiler.review_cli:diff",
     "failover": "hacc.compiler.review_cli:failover",
     "schema": "hacc.compiler.review_cli:schema",
+    "import": "hacc.compiler.import_cli:import_",
 }
 
 
@@ -56,7 +57,7 @@ class _LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=_LazyGroup)
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hacc")
 def main() -> None:
     """hacc: keepalived high availability as code."""
