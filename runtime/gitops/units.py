@@ -54,7 +54,7 @@ WantedBy=timers.target
 """
 
 DEFAULTS = """\
-# /etc/default/hacc-sync: read by hacc-sync.service (every option of `hacc sync` has its variable)
+# /etc/default/hacc-sync: read by hacc-sync.service (the options of `hacc sync`, as HACC_SYNC_* variables)
 HACC_SYNC_REPO=https://git.example.com/network/keepalived.git
 HACC_SYNC_BRANCH=main
 HACC_SYNC_NODE=lb1
