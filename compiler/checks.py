@@ -33,6 +33,17 @@ MAX_V3_ADVERT_INT = 40.95  # 4095 centiseconds
 PASS_MAX = 8  # RFC 3768 5.3.10: 8 octets; keepalived silently truncates longer passwords
 
 
+def _reserved_in(ip: ipaddress.IPv4Address, network: ipaddress.IPv4Network) -> str | None:
+    """'the broadcast address of 192.0.2.0/24' when `ip` cannot be a host address in `network`."""
+    if network.prefixlen >= 31:  # RFC 3021 point-to-point links and host routes have no such addresses
+        return None
+    if ip == network.network_address:
+        return f"the network address of {network}"
+    if ip == network.broadcast_address:
+        return f"the broadcast address of {network}"
+    return None
+
+
 @dataclass
 class CheckResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -77,6 +88,14 @@ class _Checker:
         seen_rid: dict[str, str] = {}
         for name in self.site.nodes:
             for ifname, addr in node_interfaces(self.site, name).items():
+                special = _reserved_in(addr.ip, addr.network)
+                if special is not None:
+                    where = ("nodes", name, "address") if ifname == next(iter(node_interfaces(self.site, name))) else (
+                        "nodes", name, "interfaces", ifname
+                    )  # fmt: skip
+                    self.error(
+                        where, f"address {addr} is {special}, which the segment's hosts do not treat as a host's"
+                    )
                 other = seen_addr.get(addr.ip)
                 if other is not None:
                     self.error(("nodes", name), f"address {addr.ip} ({ifname}) is also used by node {other!r}")
@@ -293,6 +312,14 @@ class _Checker:
                     )
                 if ip == dev_addr.ip:
                     self.per_node(vloc, f"VIP {vip.address} is the address of {{nodes}} on {dev}", node)
+                special = _reserved_in(ip, dev_addr.network)
+                if special is not None:
+                    self.per_node(
+                        vloc,
+                        f"VIP {vip.address} is {special} on {{nodes}}, which the segment's hosts do not treat as "
+                        "a host's",
+                        node,
+                    )
                 if vip.label is not None and not vip.label.startswith(f"{dev}:"):
                     self.per_node(
                         (*vloc, "label"),
