@@ -299,11 +299,20 @@ def failover(site: Path, fmt: str) -> None:
 
 @click.command()
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"), show_default=True
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, allow_dash=True, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="directory to write into; '-' prints the schema (works outside a checkout: it comes from the models)",
 )
 @click.option("--check", is_flag=True, help="write nothing; exit 1 if the schema files are stale")
 def schema(out: Path, check: bool) -> None:
-    """Write the site file's JSON Schema (exported from the models) into OUT."""
+    """Write the site file's JSON Schema (exported from the models) into OUT, or print it (`-o -`)."""
+    if out == Path("-"):
+        for text in schema_files().values():
+            click.echo(text, nl=False)
+        return
     try:
         if check:
             stale = stale_schemas(out)

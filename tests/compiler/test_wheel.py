@@ -32,3 +32,12 @@ def test_wheel_contains_every_package_and_template(tmp_path: Path) -> None:
         assert f"hacc/compiler/templates/{tpl.name}" in names
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "hacc = hacc.compiler.cli:main" in entry
+    # the site schema ships as data (editors of sites outside a checkout point at it), identical to schemas/
+    assert (
+        zipfile.ZipFile(wheel).read("hacc/schemas/site.schema.json") == (ROOT / "schemas/site.schema.json").read_bytes()
+    )
+    assert any(n.endswith(".dist-info/LICENSE") for n in names), "LICENSE missing from the wheel"
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Classifier: License :: OSI Approved :: Apache Software License" in metadata
+    assert "Project-URL: Issues," in metadata
+    assert "Requires-Python: >=3.11" in metadata
