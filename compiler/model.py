@@ -124,7 +124,12 @@ def _abs_path(value: str) -> str:
     return value
 
 
+_URL_PATH_OK = re.compile(r"/[$-z|~%]*")  # the common case in one C call: printable ASCII without " # ! { }
+
+
 def _url_path(value: str) -> str:
+    if _URL_PATH_OK.fullmatch(value):
+        return value
     if not _URL_PATH.match(value):
         raise ValueError(f"path {value!r} must start with '/' and hold no spaces, quotes or control characters")
     problem = _config_word_problem(value)
