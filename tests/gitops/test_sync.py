@@ -264,3 +264,23 @@ def test_shipped_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     broken.write_text(files["hacc-sync.timer"].replace("OnUnitInactiveSec=15s", "OnUnitInactiveSec=soon"))
     bad = subprocess.run(["systemd-analyze", "verify", str(broken)], capture_output=True, text=True, timeout=60)
     assert bad.stderr != ""
+
+
+def test_long_running_mode_follows_the_branch(origin: Origin, tmp_path: Path) -> None:
+    from harness import wait_until
+
+    d = tmp_path / "lb1"
+    c1 = origin.publish("first")
+    argv = [*HACC, "sync", "--repo", origin.url, "--dir", str(d), "--node", "lb1", "--slot", "0", "--interval", "1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: (d / "state.json").exists() and current_commit(d) == c1, 20)
+        broken = origin.publish("broken", vrid=300)
+        assert wait_until(lambda: (read_state(d)["last_refusal"] or {}).get("commit") == broken, 20)  # type: ignore[attr-defined]
+        c3 = origin.publish("fixed", {"lb1": 140, "lb2": 90})
+        assert wait_until(lambda: current_commit(d) == c3, 20)
+        assert proc.poll() is None  # a refusal does not end the loop
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "config test failed" in err and f"{c3[:12]} is current" in err
