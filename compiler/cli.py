@@ -38,6 +38,7 @@ _LAZY_COMMANDS: dict[str, str] = {
     "diff": "hacc.compiler.review_cli:diff",
     "failover": "hacc.compiler.review_cli:failover",
     "schema": "hacc.compiler.review_cli:schema",
+    "lab": "hacc.compiler.lab.cli:lab",
     "import": "hacc.compiler.import_cli:import_",
 }
 
