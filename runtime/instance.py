@@ -4,16 +4,22 @@ The registry in daemon.py keys these by (interface, VRID, family); everything an
 (timer handle, last transition, counters) lives here, so a reload can update, restart or remove one
 instance without touching the others.
 
-Adverts are sent at once (they are timing-critical); every other action goes to the daemon's single
-`ActionExecutor`, one FIFO for all instances. One queue, not one per instance, because a reload can
-move a VIP from one instance to another: the removal queued by the first must reach the kernel
-before the addition queued by the second, whatever the instances.
+Adverts, VIP additions/removals and gratuitous ARPs run at once, in the order the state machine gave
+them: RFC 5798 6.4.1/6.4.2 has a new Master advertise and announce its addresses together, and
+keepalived sends its gratuitous ARPs in the same millisecond as the first advert. VIP requests go to
+the kernel on the address backend's one netlink socket, in submission order, whatever the instance:
+a reload can move a VIP from one instance to another, and the removal by the first must reach the
+kernel before the addition by the second. Their ACKs are read later; failures are counted and logged.
+
+Notify scripts, e-mail and log events are slower and go to the daemon's single `ActionExecutor`,
+one FIFO for all instances, so they run after the kernel work of the same event and in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import time
@@ -64,7 +70,7 @@ class Transition:
 
 
 class ActionExecutor:
-    """Runs instances' slow actions (netlink, GARP, notify) one at a time, in submission order."""
+    """Runs instances' slow actions (notify, e-mail, logs) one at a time, in submission order."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[tuple[Instance, list[Action]]] = asyncio.Queue()
@@ -225,16 +231,24 @@ class Instance:
             self.apply(actions, rearm)
 
     def apply(self, actions: list[Action], rearm: bool = True) -> None:
-        """Send adverts at once (they are timing-critical), queue the rest in order, re-arm the timer."""
+        """Run the kernel-facing actions at once (adverts, VIPs, gratuitous ARPs: timing-critical),
+        queue the slow ones (notify, e-mail, logs) in order, re-arm the timer."""
         assert self._loop is not None
-        slow: list[Action] = []
+        # the transition is logged first, as keepalived logs "Entering MASTER STATE" before it
+        # sets the VIPs: whoever sees the VIP on the wire finds the line already written
         for action in actions:
-            if isinstance(action, SendAdvert) and not slow:
-                self._send_advert(action.packet)
-            else:
-                slow.append(action)
             if isinstance(action, Notify):
                 self._note_transition(action)
+        slow: list[Action] = []
+        for action in actions:
+            if isinstance(action, SendAdvert):
+                self._send_advert(action.packet)
+            elif isinstance(action, AddVIPs | DelVIPs):
+                self._change_vips(action.vips, isinstance(action, AddVIPs))
+            elif isinstance(action, SendGratuitousARP):
+                self._send_garps(action)
+            else:
+                slow.append(action)
         if slow:
             self._effects.executor.submit(self, slow)
         if rearm:
@@ -272,34 +286,35 @@ class Instance:
         iface = ipaddress.IPv4Interface(text.split()[0])
         return Vip(iface.ip, iface.network.prefixlen, self.spec.interface)
 
+    def _change_vips(self, vips: tuple[str, ...], adding: bool) -> None:
+        addresses = self._effects.addresses
+        for text in vips:
+            vip = self._vip(text)
+            addresses.submit_vip(vip, adding, functools.partial(self._vip_done, vip, adding))
+
+    def _vip_done(self, vip: Vip, adding: bool, changed: bool, error: NetError | None) -> None:
+        if error is not None:
+            self.apply_errors += 1
+            log.error("[%s] %s", self.name, error)
+        elif changed:
+            log.info("[%s] %s VIP %s", self.name, "added" if adding else "removed", vip)
+
+    def _send_garps(self, action: SendGratuitousARP) -> None:
+        by_if: dict[str, list[ipaddress.IPv4Address]] = {}
+        for addr in action.addresses:
+            owner = next((v for v in self._vips.values() if str(v.address) == addr), None)
+            ifname = owner.ifname if owner else self.spec.interface
+            by_if.setdefault(ifname, []).extend([ipaddress.IPv4Address(addr)] * action.count)
+        for ifname, ips in by_if.items():
+            try:
+                send_gratuitous_arps(ifname, self._effects.mac_of(ifname), ips)
+            except NetError as exc:
+                log.warning("[%s] %s", self.name, exc)
+
     async def execute(self, action: Action) -> None:
+        """Run one queued action: notify and e-mail, or a log event (apply ran the others)."""
         fx = self._effects
-        if isinstance(action, SendAdvert):
-            self._send_advert(action.packet)
-        elif isinstance(action, AddVIPs | DelVIPs):
-            adding = isinstance(action, AddVIPs)
-            for text in action.vips:
-                vip = self._vip(text)
-                try:
-                    changed = await (fx.addresses.add_vip(vip) if adding else fx.addresses.del_vip(vip))
-                except NetError as exc:
-                    self.apply_errors += 1
-                    log.error("[%s] %s", self.name, exc)
-                    continue
-                if changed:
-                    log.info("[%s] %s VIP %s", self.name, "added" if adding else "removed", vip)
-        elif isinstance(action, SendGratuitousARP):
-            by_if: dict[str, list[ipaddress.IPv4Address]] = {}
-            for addr in action.addresses:
-                owner = next((v for v in self._vips.values() if str(v.address) == addr), None)
-                ifname = owner.ifname if owner else self.spec.interface
-                by_if.setdefault(ifname, []).extend([ipaddress.IPv4Address(addr)] * action.count)
-            for ifname, ips in by_if.items():
-                try:
-                    send_gratuitous_arps(ifname, fx.mac_of(ifname), ips)
-                except NetError as exc:
-                    log.warning("[%s] %s", self.name, exc)
-        elif isinstance(action, Notify):
+        if isinstance(action, Notify):
             fx.notify.fire(self.spec.notify, "INSTANCE", self.name, action.state, self._notify_priority())
             if self.spec.smtp_alert and fx.smtp is not None:
                 fx.smtp.alert(self.name, action.state)

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hacc.runtime.net.addresses import flags_up
+from hacc.runtime.net.rtnl import IFINFOMSG as _IFINFOMSG
+from hacc.runtime.net.rtnl import IFLA_IFNAME, NETLINK_ROUTE, RTM_NEWLINK
+from hacc.runtime.net.rtnl import NLMSGHDR as _NLMSGHDR
+from hacc.runtime.net.rtnl import RTATTR as _RTATTR
 
-NETLINK_ROUTE = 0
 RTMGRP_LINK = 0x1  # bit of RTNLGRP_LINK (1)
-RTM_NEWLINK = 16
 RTM_DELLINK = 17
-IFLA_IFNAME = 3
-_NLMSGHDR = struct.Struct("=IHHII")
-_IFINFOMSG = struct.Struct("=BxHiII")
-_RTATTR = struct.Struct("=HH")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from hacc.runtime.metrics import (
     parse_listen,
     render,
 )
-from hacc.runtime.net.addresses import InterfaceInfo, Vip
+from hacc.runtime.net.addresses import InterfaceInfo, Vip, VipDone
 from hacc.runtime.notify import NotifyRunner
 from hacc.runtime.spec import InstanceSpec
 from hacc.runtime.vrrp.packet import IPv4Datagram, VRRPPacket
@@ -105,7 +105,10 @@ class _Sender:
 
 
 class _NoKernel:
-    """The executor is never started here, so VIP changes are only queued, never applied."""
+    """VIP changes are sent at once (and acknowledged here); the executor is never started."""
+
+    def submit_vip(self, vip: Vip, add: bool, done: VipDone) -> None:
+        done(True, None)
 
     async def add_vip(self, vip: Vip) -> bool:
         raise AssertionError("not reached")
