@@ -73,7 +73,7 @@ def _walk(root: _Node, loc: Loc, at_key: bool, line_offset: int = 0) -> tuple[in
     return line, col
 
 
-_KEY_END = re.compile(r"[ \t]*:(?:[ \t\n]|$)")  # what follows a key: its colon and a blank
+_KEY_END = re.compile(r"[ \t]*:(?:[ \t\r\n]|$)")  # what follows a key: its colon and a blank (or CRLF)
 
 
 def _find_key(text: str, key: str, start: int, end: int, indent: int) -> int:
@@ -131,7 +131,7 @@ class PositionIndex:
         after = text.find("\n", found)
         if after < 0 or after >= end:
             return found, end
-        nxt = re.compile(rf"\n {{0,{indent}}}[^ \n#]").search(text, after, end)
+        nxt = re.compile(rf"\n {{0,{indent}}}[^ \r\n#]").search(text, after, end)
         return found, nxt.start() + 1 if nxt else end
 
     def _block_child_indent(self, entry_start: int, entry_end: int, indent: int) -> int | None:
@@ -145,7 +145,7 @@ class PositionIndex:
         rest = "" if colon is None else head[colon.end() :].strip()
         if colon is None or (rest and not rest.startswith("#")):
             return None
-        m = re.compile(r"^( *)([^ \n#])", re.MULTILINE).search(self.text, line_end + 1, entry_end)
+        m = re.compile(r"^( *)([^ \r\n#])", re.MULTILINE).search(self.text, line_end + 1, entry_end)
         if m is None or m.group(2) == "-" or len(m.group(1)) <= indent:
             return None
         return len(m.group(1))
