@@ -28,10 +28,14 @@ def _config_path(node_dir: str | None, config_file: str | None) -> Path:
 
 
 def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, int] | None:
+    # click calls this for every `hacc run`, --metrics given or not: the metrics module (and asyncio
+    # with it) is imported only when it is, so --config-test stays light
+    if value is None:
+        return None
     from hacc.runtime.metrics import parse_listen
 
     try:
-        return parse_listen(value) if value is not None else None
+        return parse_listen(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -192,10 +196,13 @@ def status(node_dir: str | None, config_file: str | None, control_socket: str | 
         reply = query(sock)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"no hacc daemon answering on {sock}: {exc}") from exc
+    sync = _sync_state(node_dir)
+    if sync is not None:
+        reply["sync"] = sync
     if as_json:
         click.echo(json.dumps(reply, indent=2, sort_keys=True))
         return
-    click.echo(_format_status(reply))
+    click.echo(_format_status(reply) + (_format_sync(sync) if sync is not None else ""))
 
 
 def _format_status(reply: dict[str, Any]) -> str:
@@ -262,3 +269,30 @@ def systemd_unit(install: bool, root: Path) -> None:
         defaults.write_text(DEFAULTS)
     click.echo(f"wrote {unit} (and {defaults} if it was missing)")
     click.echo("then: systemctl daemon-reload && systemctl enable --now hacc")
+
+
+def _sync_state(node_dir: str | None) -> dict[str, Any] | None:
+    """`hacc sync`'s state when NODE_DIR is its `DIR/current` (the state file sits in DIR)."""
+    if node_dir is None:
+        return None
+    from hacc.runtime.gitops.state import STATE_FILE, load
+
+    directory = Path(node_dir).absolute().parent
+    if not (directory / STATE_FILE).is_file():
+        return None
+    return load(directory)
+
+
+def _format_sync(sync: dict[str, Any]) -> str:
+    def rev(r: dict[str, Any] | None) -> str:
+        if not r:
+            return "-"
+        signer = f", signed by {r['signer']}" if r.get("signer") else ""
+        return f"{str(r.get('commit', '?'))[:12]}{signer}"
+
+    lines = [f"\nsync: current {rev(sync.get('current'))}; staged {rev(sync.get('staged'))}"]
+    refusal = sync.get("last_refusal")
+    if refusal:
+        commit = str(refusal.get("commit", "?"))[:12]
+        lines.append(f"sync: last refusal {commit} ({refusal.get('kind')}): {refusal.get('reason')}")
+    return "\n".join(lines)

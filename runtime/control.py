@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import inspect
 import json
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,7 +25,9 @@ Handler = Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]
 
 
 def default_socket_path(config_path: Path) -> Path:
-    digest = hashlib.sha256(str(config_path.resolve()).encode()).hexdigest()[:16]
+    # the path as given, made absolute and normalised but NOT resolved: `hacc run DIR/current` keeps
+    # one socket across `hacc sync` flipping the `current` symlink to another release
+    digest = hashlib.sha256(os.path.normpath(config_path.absolute()).encode()).hexdigest()[:16]
     return RUN_DIR / f"{digest}.sock"
 
 

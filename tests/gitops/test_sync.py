@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import HACC, Keys, Origin, current_commit, git, hacc_sync, read_state, releases, sync_once
+from sync_lib import HACC, Keys, Origin, current_commit, git, hacc_sync, read_state, releases, sync_once
 
 
 def test_fast_forward_applied_into_a_new_release_and_current_flipped(origin: Origin, tmp_path: Path) -> None:

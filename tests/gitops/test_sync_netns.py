@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import HACC, Origin, current_commit, hacc_sync, sync_once
 from harness import Daemon, Lan, hacc_status, spawn, wait_until
+from sync_lib import HACC, Origin, current_commit, hacc_sync, sync_once
 
 pytestmark = pytest.mark.netns
 

@@ -8,14 +8,14 @@ shows them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Daemon, Lan, remove_stale_namespaces, start_hacc, start_keepalived
+from harness import Lan, MakeLan, Nodes, remove_stale_namespaces
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -30,9 +30,6 @@ def _stale_namespaces() -> Iterator[None]:
     remove_stale_namespaces()
     yield
     remove_stale_namespaces()
-
-
-MakeLan = Callable[[int], Lan]
 
 
 @pytest.fixture
@@ -50,33 +47,6 @@ def make_lan(request: pytest.FixtureRequest) -> Iterator[MakeLan]:
     finally:
         for lan in lans:
             lan.close()
-
-
-class Nodes:
-    """Starts daemons for a test and stops every one of them (by PID) at teardown."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.started: list[Daemon] = []
-        self._count = 0
-
-    def _name(self, kind: str) -> str:
-        self._count += 1
-        return f"{kind}{self._count}"
-
-    def hacc(self, ns: str, conf: str, *extra: str) -> Daemon:
-        d = start_hacc(ns, self.workdir, conf, self._name("hacc"), extra)
-        self.started.append(d)
-        return d
-
-    def keepalived(self, ns: str, conf: str) -> Daemon:
-        d = start_keepalived(ns, self.workdir, conf, self._name("ka"))
-        self.started.append(d)
-        return d
-
-    def stop_all(self) -> None:
-        for d in self.started:
-            d.stop()
 
 
 @pytest.fixture

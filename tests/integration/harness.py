@@ -370,3 +370,33 @@ def hacc_state(daemon: Daemon) -> str:
     instances = reply["instances"]
     assert isinstance(instances, list)
     return str(instances[0]["state"])
+
+
+MakeLan = Callable[[int], Lan]  # the make_lan fixture: make_lan(size) -> Lan
+
+
+class Nodes:
+    """Starts daemons for a test and stops every one of them (by PID) at teardown."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[Daemon] = []
+        self._count = 0
+
+    def _name(self, kind: str) -> str:
+        self._count += 1
+        return f"{kind}{self._count}"
+
+    def hacc(self, ns: str, conf: str, *extra: str) -> Daemon:
+        d = start_hacc(ns, self.workdir, conf, self._name("hacc"), extra)
+        self.started.append(d)
+        return d
+
+    def keepalived(self, ns: str, conf: str) -> Daemon:
+        d = start_keepalived(ns, self.workdir, conf, self._name("ka"))
+        self.started.append(d)
+        return d
+
+    def stop_all(self) -> None:
+        for d in self.started:
+            d.stop()

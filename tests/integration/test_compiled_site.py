@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
 from hacc.compiler.build import build_from_path
 from hacc.compiler.writer import write_tree
-from harness import HACC, Daemon, keepalived_argv, spawn, wait_until
+from harness import HACC, Daemon, MakeLan, Nodes, keepalived_argv, spawn, wait_until
 
 VIP = "192.0.2.100"
 SITE = """site: e2e

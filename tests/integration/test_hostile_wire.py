@@ -11,8 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import MakeLan, Nodes
-from harness import Lan, hacc_state, hacc_status, vrrp_conf, wait_until
+from harness import Lan, MakeLan, Nodes, hacc_state, hacc_status, vrrp_conf, wait_until
 
 VIP = "192.0.2.100"
 

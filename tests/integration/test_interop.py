@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-from conftest import MakeLan, Nodes
-from harness import vrrp_conf, wait_until
+from harness import MakeLan, Nodes, vrrp_conf, wait_until
 
 VIP = "192.0.2.100"
 

@@ -11,8 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
-from harness import Daemon, Lan, hacc_status, spawn, vrrp_conf, wait_until
+from harness import Daemon, Lan, MakeLan, Nodes, hacc_status, spawn, vrrp_conf, wait_until
 
 SINK = Path(__file__).parent / "smtp_sink.py"
 

@@ -12,8 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
-from harness import Daemon, Lan, hacc_state, sh, vrrp_conf, wait_until
+from harness import Daemon, Lan, MakeLan, Nodes, hacc_state, sh, vrrp_conf, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 VIP = "192.0.2.100"

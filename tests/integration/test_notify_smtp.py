@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
-from harness import vrrp_conf, wait_until
+from harness import MakeLan, Nodes, vrrp_conf, wait_until
 
 SINK = Path(__file__).parent / "smtp_sink.py"
 

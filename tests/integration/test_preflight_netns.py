@@ -8,9 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
 from hacc.runtime.preflight import capability_problem, effective_capabilities, keepalived_problem
-from harness import HACC, KEEPALIVED, vrrp_conf, wait_until
+from harness import HACC, KEEPALIVED, MakeLan, Nodes, vrrp_conf, wait_until
 
 
 def test_missing_capabilities_are_named(tmp_path: Path) -> None:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MakeLan, Nodes
-from harness import Daemon, Lan, wait_until
+from harness import Daemon, Lan, MakeLan, Nodes, wait_until
 from reload_lib import (
     SiteRepo,
     deletions,

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MakeLan, Nodes
-from harness import wait_until
+from harness import MakeLan, Nodes, wait_until
 from reload_lib import SiteRepo, deletions, instances, monitors, start_node, wait_reloaded
 
 WEB, API, DB = "192.0.2.100", "192.0.2.110", "192.0.2.120"

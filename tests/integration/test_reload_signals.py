@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeLan, Nodes
-from harness import HACC, Daemon, Lan, hacc_status, spawn, vrrp_conf, wait_until
+from harness import HACC, Daemon, Lan, MakeLan, Nodes, hacc_status, spawn, vrrp_conf, wait_until
 from reload_lib import SiteRepo, WireCapture, deletions, monitors, start_node, wait_reloaded
 
 VIP = "192.0.2.100"

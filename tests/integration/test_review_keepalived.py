@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import MakeLan, Nodes
 from hacc.compiler.build import BuildResult, build_from_path
 from hacc.compiler.cli import main
 from hacc.compiler.review_cli import Report, make_report, report_text
-from harness import Daemon, Lan, keepalived_argv, spawn, vrrp_conf, wait_until
+from harness import Daemon, Lan, MakeLan, Nodes, keepalived_argv, spawn, vrrp_conf, wait_until
 from reload_lib import AddrEvent, monitors
 
 VIP = "192.0.2.100"

@@ -7,8 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
-from harness import HACC, vrrp_conf, wait_until
+from harness import HACC, MakeLan, Nodes, vrrp_conf, wait_until
 
 
 def test_world_writable_notify_script_is_refused(make_lan: MakeLan, nodes: Nodes, tmp_path: Path) -> None:

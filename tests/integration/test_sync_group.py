@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
-from harness import vrrp_conf, wait_until
+from harness import MakeLan, Nodes, vrrp_conf, wait_until
 
 
 def _node(priority: int, flag: Path | None) -> str:

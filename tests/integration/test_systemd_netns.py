@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MakeLan, Nodes
-from harness import HACC, spawn, vrrp_conf, wait_until
+from harness import HACC, MakeLan, Nodes, spawn, vrrp_conf, wait_until
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import time
 
-from conftest import MakeLan, Nodes
+from harness import MakeLan, Nodes, hacc_status, vrrp_conf, wait_until
 from harness import hacc_state as _state
-from harness import hacc_status, vrrp_conf, wait_until
 
 
 def test_overlapping_lists_keep_exactly_one_master(make_lan: MakeLan, nodes: Nodes) -> None:

@@ -10,8 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MakeLan, Nodes
-from harness import HACC, Daemon, Lan, hacc_state, hacc_status, vrrp_conf, wait_until
+from harness import HACC, Daemon, Lan, MakeLan, Nodes, hacc_state, hacc_status, vrrp_conf, wait_until
 
 VIP = "192.0.2.100"
 
