@@ -217,6 +217,10 @@ Weight = Annotated[int, Field(ge=-253, le=253)]
 ScriptSeconds = Annotated[int, BeforeValidator(_whole_seconds), Field(ge=1, le=3600)]
 
 
+def _has(kinds: list[str]) -> str:
+    return "this one has none" if not kinds else f"this one has {' and '.join(repr(k) for k in kinds)}"
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
@@ -283,8 +287,9 @@ class Notification(StrictModel):
 
     @model_validator(mode="after")
     def _mail_needs_server(self) -> Notification:
-        if self.email and (self.smtp_server is None or self.from_ is None):
-            raise ValueError("email needs both 'from' and 'smtp_server'")
+        missing = [name for name, value in (("from", self.from_), ("smtp_server", self.smtp_server)) if value is None]
+        if self.email and missing:
+            raise ValueError(f"email needs {' and '.join(repr(m) for m in missing)} too: keepalived mails through them")
         return self
 
 
@@ -314,7 +319,7 @@ class Check(StrictModel):
     def _one_kind(self) -> Check:
         kinds = [k for k in ("script", "file", "interface") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a check needs exactly one of 'script', 'file' or 'interface'")
+            raise ValueError(f"a check needs exactly one of 'script', 'file' or 'interface'; {_has(kinds)}")
         return self
 
 
@@ -390,7 +395,9 @@ class HealthCheck(StrictModel):
     def _one_kind(self) -> HealthCheck:
         kinds = [k for k in ("http_get", "ssl_get", "tcp", "misc") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a health check needs exactly one of 'http_get', 'ssl_get', 'tcp' or 'misc'")
+            raise ValueError(
+                f"a health check needs exactly one of 'http_get', 'ssl_get', 'tcp' or 'misc'; {_has(kinds)}"
+            )
         return self
 
     @property
