@@ -57,7 +57,11 @@ def run_lab(
     remove_stale()
     root = Path(tempfile.mkdtemp(prefix="hacc-lab-", dir=workdir))
     world = World(plan, root)
-    echo = (lambda text: click.echo(text, err=True)) if log else (lambda text: None)
+
+    def echo(text: str) -> None:
+        if log:
+            click.echo(text, err=True)
+
     echo(f"hacc lab: site {plan.site}, {len(scenarios)} scenario(s), lab directory {root}")
     try:
         with _sigterm_unwinds():

@@ -28,10 +28,8 @@ from ..resolve import node_interfaces
 
 # the only addresses the lab runs: RFC 5737 documentation networks (the lab never leaves its namespaces, and
 # refusing anything else keeps a production site's real addresses out of this machine's kernel entirely)
-LAB_NETWORKS = tuple(
-    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
-)
-LAB_SECRET = "hacclab1"  # the value of the site's auth secret inside the lab (PASS takes 8 characters)
+LAB_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+LAB_SECRET = "hacclab1"  # noqa: S105 - the value of the site's auth secret inside the lab (PASS takes 8 characters)
 CONFIG_DIR = "/etc/keepalived"  # where the generated tree is deployed (notify.sh, secrets.conf, down)
 
 ScenarioKind = Literal["normal", "node-down", "check-fails", "interface-down"]
@@ -167,7 +165,7 @@ def _stand_ins(plan: SitePlan, node_name: str) -> tuple[tuple[StandIn, ...], tup
         if spec.script:
             words = shlex.split(spec.script)
             path, args = words[0], " ".join(words[1:])
-            test = f"[ ! -e \"$fail/{script.check}\" ]"
+            test = f'[ ! -e "$fail/{script.check}" ]'
         else:
             assert spec.file
             path, args = "/usr/bin/test", f"! -e {spec.file}"
@@ -235,11 +233,15 @@ def lab_plan(result: BuildResult, daemon: str = "hacc", fast: bool = False) -> L
                 segments.append(str(iface.network))
     checks: dict[str, tuple[str, str]] = {}
     for name, check in plan.checks.items():
-        kind, target = (
-            ("script", check.script) if check.script else ("file", check.file) if check.file else ("interface", check.interface)
+        check_kind, target = (
+            ("script", check.script)
+            if check.script
+            else ("file", check.file)
+            if check.file
+            else ("interface", check.interface)
         )
         assert target is not None
-        checks[name] = (kind, target)
+        checks[name] = (check_kind, target)
     secrets = _secrets(plan)
     nodes = []
     for index, node in enumerate(plan.nodes):
@@ -255,15 +257,17 @@ def lab_plan(result: BuildResult, daemon: str = "hacc", fast: bool = False) -> L
             if str(spath.parent) == CONFIG_DIR:
                 files.append((spath.name, secrets[1], 0o600))
         dirs.discard(CONFIG_DIR)
-        kind: Daemon = "keepalived" if daemon == "keepalived" or (daemon == "mixed" and index % 2) else "hacc"
+        runs: Daemon = "keepalived" if daemon == "keepalived" or (daemon == "mixed" and index % 2) else "hacc"
         subs, node_checks = _stand_ins(plan, node.name)
-        nodes.append(LabNode(node.name, index, ifaces, tuple(files), node_checks, subs, tuple(sorted(dirs)), kind))
+        nodes.append(LabNode(node.name, index, ifaces, tuple(files), node_checks, subs, tuple(sorted(dirs)), runs))
     settings = [i.settings for i in plan.instances]
     advert = 0.1 if fast else max((float(s.advert_int) for s in settings), default=1.0)
     delay = max((float(s.preempt_delay or 0) for s in settings), default=0.0) * (0.1 if fast else 1.0)
     scenarios, predicted = lab_scenarios(result, checks)
     vips = tuple(dict.fromkeys(v.split("/")[0] for i in plan.instances for v in i.vips))
-    return LabPlan(plan.site_name, tuple(segments), tuple(nodes), vips, advert, delay, fast, predicted, scenarios, checks)
+    return LabPlan(
+        plan.site_name, tuple(segments), tuple(nodes), vips, advert, delay, fast, predicted, scenarios, checks
+    )
 
 
 # --- scenarios and the prediction ---------------------------------------------------------------------------
@@ -312,7 +316,8 @@ def lab_scenarios(
 
 
 def select(plan: LabPlan, labels: list[str]) -> tuple[Scenario, ...]:
-    """The scenarios named, all when none is (normal always runs first: it is the lab's baseline); ValueError on unknown ones."""
+    """The scenarios named, all when none is (normal always runs first: it is the lab's baseline); ValueError
+    on an unknown label."""
     if not labels:
         return plan.scenarios
     known = {s.label: s for s in plan.scenarios}

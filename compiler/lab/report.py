@@ -31,7 +31,10 @@ class LabReport:
 
     def timing(self) -> str:
         if self.fast:
-            return "--fast: the lab copy runs VRRPv3, advert_int 0.1 s, checks every 1 s with rise/fall 1, preempt_delay x0.1"
+            return (
+                "--fast: the lab copy runs VRRPv3, advert_int 0.1 s, checks every 1 s with rise/fall 1, "
+                "preempt_delay x0.1"
+            )
         return f"the site's own timers (slowest advert_int {self.advert_int:g} s)"
 
     def summary(self) -> str:
@@ -56,7 +59,9 @@ def render_text(report: LabReport) -> str:
     body = []
     for r in report.results:
         observed = ", ".join(f"{vip}={_who(n)}" for vip, n in r.observed)
-        body.append([r.label, "ok" if r.ok else "MISMATCH", f"{r.converge_s:.2f}s", f"{r.dual_s:.2f}s", str(r.moves), observed])
+        body.append(
+            [r.label, "ok" if r.ok else "MISMATCH", f"{r.converge_s:.2f}s", f"{r.dual_s:.2f}s", str(r.moves), observed]
+        )
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *body]]
     lines += ["", *report.mismatch_lines(), f"{report.summary()} ({report.wall_s:.1f} s)"]
@@ -75,10 +80,20 @@ def render_markdown(report: LabReport) -> str:
     for r in report.results:
         obs = dict(r.observed)
         cells = ", ".join(
-            f"{vip}: {_who(want)}" + ("" if obs[vip] == want else f" -> **{_who(obs[vip])}**") for vip, want in r.predicted
+            f"{vip}: {_who(want)}" + ("" if obs[vip] == want else f" -> **{_who(obs[vip])}**")
+            for vip, want in r.predicted
         )
         lines.append(
-            md_row([r.label, "ok" if r.ok else "**MISMATCH**", f"{r.converge_s:.2f}", f"{r.dual_s:.2f}", str(r.moves), cells])
+            md_row(
+                [
+                    r.label,
+                    "ok" if r.ok else "**MISMATCH**",
+                    f"{r.converge_s:.2f}",
+                    f"{r.dual_s:.2f}",
+                    str(r.moves),
+                    cells,
+                ]
+            )
         )
     return "\n".join(lines) + "\n"
 

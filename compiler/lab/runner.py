@@ -2,7 +2,7 @@
 
 For each scenario: inject the fault at t0; wait until the daemons have noticed it (a check's stand-in logs
 its runs, so "fall runs failed" is known exactly; a SIGKILL or a carrier loss is immediate); then wait
-until every VIP's holder set has been quiet for `quiet` seconds (at least 5 advertisement intervals plus
+until every VIP's holder set has been quiet for `quiet` seconds (2 s or 10 advertisement intervals plus
 the longest preempt_delay: long enough for any takeover the fault causes to have happened), bounded by a
 timeout. The observed holders are compared with the prediction. Convergence is the time from t0 to the
 last holder change; dual-holder time is how long two live nodes held one VIP at once. Then the fault is
@@ -132,8 +132,11 @@ class Lab:
     def __post_init__(self) -> None:
         self.observer = Observer(self.world, self.plan.vips)
         adv = self.plan.advert_int
-        self.quiet = max(1.0, 5 * adv + 0.5) + self.plan.preempt_delay
+        # long enough for a takeover the fault causes to show even on a loaded machine
+        self.quiet = max(2.0, 10 * adv + 1.0) + self.plan.preempt_delay
         self.timeout = self.quiet + 10 * adv + self.plan.preempt_delay + 5.0
+        # back to normal: the holders must be the normal ones, so a preemption still due cannot hide
+        self.restore_quiet = max(1.0, 5 * adv + 0.5)
 
     # --- waiting ----------------------------------------------------------------------------------------
 
@@ -141,13 +144,14 @@ class Lab:
         rt = self.world.nodes[node]
         return all(check_runs(rt.check_log, c, since, True) >= rise for c, _, rise in rt.spec.checks)
 
-    def _settle(self, want: dict[str, str | None], since: float, timeout: float) -> bool:
+    def _settle(self, want: dict[str, str | None], since: float, timeout: float, quiet: float | None = None) -> bool:
         """Wait until the holders equal `want` and nothing moved for `quiet` s (True), or the timeout."""
+        needed = self.quiet if quiet is None else quiet
 
         def settled() -> bool:
             self.observer.poll()
             quiet_since = max(since, self.observer.last_change())
-            return self.observer.observed() == want and time.time() - quiet_since >= self.quiet
+            return self.observer.observed() == want and time.time() - quiet_since >= needed
 
         return wait_for(settled, timeout)
 
@@ -231,7 +235,7 @@ class Lab:
             if scenario.check is not None and scenario.interface is None:
                 assert scenario.node is not None
                 wait_for(lambda: self._checks_risen(str(scenario.node), since), self.timeout)
-        if not self._settle(self._normal(), since, self.timeout):
+        if not self._settle(self._normal(), since, self.timeout, self.restore_quiet):
             self.log(f"  normal operation did not come back after '{scenario.label}': cold restart")
             self.cold_restart()
 

@@ -72,8 +72,10 @@ class Monitor:
         self.node, self.path = node, path
         with path.open("wb") as out:
             self.proc = subprocess.Popen(
-                ["ip", "-n", ns, "-ts", "monitor", "address"], stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=_pdeathsig,  # noqa: PLW1509
+                ["ip", "-n", ns, "-ts", "monitor", "address"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_pdeathsig,
             )
         self._offset = 0
 
@@ -149,8 +151,21 @@ class World:
         self.bridge_ns = f"{PREFIX}br"
         ip("netns", "add", self.bridge_ns)
         for j in range(len(self.plan.segments)):
-            ip("-n", self.bridge_ns, "link", "add", f"br{j}", "type", "bridge", "stp_state", "0",
-               "forward_delay", "0", "mcast_snooping", "0")
+            ip(
+                "-n",
+                self.bridge_ns,
+                "link",
+                "add",
+                f"br{j}",
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+                "mcast_snooping",
+                "0",
+            )
             ip("-n", self.bridge_ns, "link", "set", f"br{j}", "up")
         for spec in self.plan.nodes:
             ns = f"{PREFIX}{spec.index}"
@@ -160,7 +175,20 @@ class World:
             ip("-n", ns, "link", "set", "lo", "up")
             for iface in spec.interfaces:
                 port = self.port(spec, iface.name)
-                ip("link", "add", iface.name, "netns", ns, "type", "veth", "peer", "name", port, "netns", self.bridge_ns)
+                ip(
+                    "link",
+                    "add",
+                    iface.name,
+                    "netns",
+                    ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    port,
+                    "netns",
+                    self.bridge_ns,
+                )
                 ip("-n", self.bridge_ns, "link", "set", port, "master", f"br{iface.segment}", "up")
                 ip("-n", ns, "addr", "add", iface.address, "dev", iface.name)
                 ip("-n", ns, "link", "set", iface.name, "up")
@@ -238,23 +266,60 @@ class World:
         node = self.nodes[name]
         node.starts += 1
         if node.spec.daemon == "hacc":
-            cmd = [sys.executable, "-m", "hacc.compiler", "run", CONFIG_DIR, "--no-watch", "--lvs-dry-run",
-                   "--control-socket", str(node.root / "ctl.sock")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "hacc.compiler",
+                "run",
+                CONFIG_DIR,
+                "--no-watch",
+                "--lvs-dry-run",
+                "--control-socket",
+                str(node.root / "ctl.sock"),
+            ]
         else:
             for pf in [node.root / "keepalived.pid", *node.pidfiles()]:
                 pf.unlink(missing_ok=True)  # a SIGKILLed child left unreaped reads as "already running"
             # VRRP only (-P): this kernel may have no IPVS, and the lab checks failover, not real servers
-            cmd = [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", f"{CONFIG_DIR}/keepalived.conf",
-                   "-p", str(node.root / "keepalived.pid"), "-r", str(node.root / "vrrp.pid"),
-                   "-c", str(node.root / "checkers.pid")]
-        argv = ["ip", "netns", "exec", node.ns, "unshare", "-m", "--propagation", "private",
-                "sh", "-ec", self._mount_script(node), "sh", *cmd]
+            cmd = [
+                KEEPALIVED,
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+                f"{CONFIG_DIR}/keepalived.conf",
+                "-p",
+                str(node.root / "keepalived.pid"),
+                "-r",
+                str(node.root / "vrrp.pid"),
+                "-c",
+                str(node.root / "checkers.pid"),
+            ]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            node.ns,
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-ec",
+            self._mount_script(node),
+            "sh",
+            *cmd,
+        ]
         with (node.root / "daemon.log").open("ab") as log:
             log.write(f"----- start {node.starts} at {time.time():.3f} -----\n".encode())
             log.flush()
             node.proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_pdeathsig,  # noqa: PLW1509
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_pdeathsig,
             )
 
     def kill(self, name: str) -> None:
@@ -304,4 +369,3 @@ class World:
         if self.bridge_ns:
             ip("netns", "del", self.bridge_ns, check=False)
         self.nodes.clear()
-

@@ -1,0 +1,146 @@
+"""The lab's pure stages: layout, address refusal, --fast rewrite, stand-ins, scenarios and predictions."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from hacc.compiler.build import build_from_path
+from hacc.compiler.lab.plan import LabRefused, fast_config, lab_plan, select, stand_in_text
+
+ROOT = Path(__file__).resolve().parents[2]
+SITES = ROOT / "sites"
+
+
+def _plan(site: str, daemon: str = "hacc", fast: bool = False):  # type: ignore[no-untyped-def]
+    return lab_plan(build_from_path(SITES / f"{site}.yaml"), daemon, fast)
+
+
+def test_haproxy_mb_layout_scenarios_and_prediction() -> None:
+    plan = _plan("haproxy-mb")
+    assert plan.segments == ("192.0.2.0/24",)
+    assert [(n.name, [(i.name, i.address, i.segment) for i in n.interfaces]) for n in plan.nodes] == [
+        ("lb1", [("eth0", "192.0.2.11/24", 0)]),
+        ("lb2", [("eth0", "192.0.2.12/24", 0)]),
+    ]
+    assert [s.label for s in plan.scenarios] == [
+        "normal",
+        "lb1 down",
+        "lb2 down",
+        "haproxy fails on lb1",
+        "maintenance fails on lb1",
+        "haproxy fails on lb2",
+        "maintenance fails on lb2",
+        "lb1 eth0 down",
+        "lb2 eth0 down",
+    ]
+    assert {s.label: plan.predicted[(s.label, "192.0.2.100")] for s in plan.scenarios} == {
+        "normal": "lb1",
+        "lb1 down": "lb2",
+        "lb2 down": "lb1",
+        "haproxy fails on lb1": "lb2",
+        "maintenance fails on lb1": "lb2",
+        "haproxy fails on lb2": "lb1",
+        "maintenance fails on lb2": "lb1",
+        "lb1 eth0 down": "lb2",
+        "lb2 eth0 down": "lb1",
+    }
+    # the lab copy of /etc/keepalived: the generated files as built, plus the lab's secret
+    files = {name: (text, mode) for name, text, mode in plan.nodes[0].files}
+    assert files["keepalived.conf"][0] == (SITES / "haproxy-mb" / "lb1" / "keepalived.conf").read_text()
+    assert files["notify.sh"][1] == 0o755
+    assert files["secrets.conf"] == ("$VRRP_PASS=hacclab1\n", 0o600)
+    assert plan.nodes[0].checks == (("haproxy", 2, 2), ("maintenance", 2, 2))
+
+
+def test_mixed_alternates_daemons_first_node_hacc() -> None:
+    assert [n.daemon for n in _plan("prod", "mixed").nodes] == ["hacc", "keepalived", "hacc"]
+
+
+def test_prod_has_a_bridge_per_segment_and_interface_scenarios_from_the_model() -> None:
+    plan = _plan("prod", fast=True)
+    assert plan.segments == ("192.0.2.0/24", "198.51.100.0/24")
+    assert plan.preempt_delay == 3.0 and plan.advert_int == 0.1
+    uplink = next(s for s in plan.scenarios if s.label == "uplink fails on lb2")
+    assert (uplink.kind, uplink.node, uplink.check, uplink.interface) == ("check-fails", "lb2", "uplink", "eth0")
+    # lb2's eth1 down: the api instance (on eth1, lb2 preferred) is in FAULT there, so lb3 takes its VIP
+    assert plan.predicted[("lb2 eth1 down", "198.51.100.50")] == "lb3"
+    assert plan.predicted[("lb2 eth1 down", "192.0.2.102")] == "lb2"
+
+
+def test_fast_rewrites_timers_only() -> None:
+    text = (SITES / "prod" / "lb2" / "keepalived.conf").read_text()
+    fast = fast_config(text)
+    changed = [(a.strip(), b.strip()) for a, b in zip(text.splitlines(), fast.splitlines(), strict=True) if a != b]
+    assert sorted(set(changed)) == [
+        ("advert_int 1", "advert_int 0.1"),
+        ("fall 2", "fall 1"),
+        ("fall 3", "fall 1"),
+        ("interval 2", "interval 1"),
+        ("preempt_delay 30", "preempt_delay 3"),
+        ("rise 2", "rise 1"),
+        ("version 2", "version 3"),
+    ]
+
+
+def test_fast_config_passes_keepalived_config_test(tmp_path: Path) -> None:
+    """keepalived -t in a namespace that has the interfaces (its check needs them)."""
+    ns = f"hlabt{__import__('os').getpid()}"
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(
+        fast_config((SITES / "haproxy-mb" / "lb1" / "keepalived.conf").read_text()).replace(
+            "include /etc/keepalived/secrets.conf", ""
+        )
+    )
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=20)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "p0"], check=True)
+        out = subprocess.run(
+            ["ip", "netns", "exec", ns, "keepalived", "-t", "-f", str(conf)], capture_output=True, text=True, timeout=20
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=20)
+    assert "advert_int" not in out.stderr and "interval" not in out.stderr, out.stderr
+
+
+def test_addresses_outside_documentation_ranges_are_refused(tmp_path: Path) -> None:
+    site = tmp_path / "real.yaml"
+    site.write_text(
+        "site: real\n"
+        "nodes:\n  lb1: {address: 10.1.0.11/24}\n  lb2: {address: 10.1.0.12/24}\n"
+        "services:\n  web: {mode: mb, nodes: [lb1, lb2], vips: [10.1.0.100/24]}\n"
+    )
+    with pytest.raises(LabRefused) as exc:
+        lab_plan(build_from_path(site))
+    assert str(exc.value) == (
+        "the lab runs only addresses in 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24; outside them: "
+        "node lb1 eth0 10.1.0.11/24; node lb2 eth0 10.1.0.12/24; instance web VIP 10.1.0.100/24"
+    )
+
+
+def test_select_keeps_normal_first_and_refuses_unknown_labels() -> None:
+    plan = _plan("haproxy-mb")
+    assert [s.label for s in select(plan, ["lb2 down"])] == ["normal", "lb2 down"]
+    with pytest.raises(ValueError, match="unknown scenario\\(s\\): lb9 down; known: normal, lb1 down"):
+        select(plan, ["lb9 down"])
+
+
+def test_stand_in_answers_from_switch_and_file_and_logs(tmp_path: Path) -> None:
+    plan = _plan("haproxy-mb")
+    by_path = {s.path: s for s in plan.nodes[0].stand_ins}
+    assert sorted(by_path) == ["/usr/bin/killall", "/usr/bin/test"]
+    fail, log = tmp_path / "fail", tmp_path / "checks.log"
+    fail.mkdir()
+    script = tmp_path / "killall"
+    script.write_text(stand_in_text(by_path["/usr/bin/killall"], str(fail), str(log)))
+    script.chmod(0o755)
+    assert subprocess.run([str(script), "-0", "haproxy"], timeout=10).returncode == 0
+    (fail / "haproxy").write_text("")
+    assert subprocess.run([str(script), "-0", "haproxy"], timeout=10).returncode == 1
+    assert subprocess.run([str(script), "-0", "other"], timeout=10).returncode == 0
+    assert [line.split()[1:] for line in log.read_text().splitlines()] == [
+        ["haproxy", "0"],
+        ["haproxy", "1"],
+        ["-", "0"],
+    ]
