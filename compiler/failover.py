@@ -21,6 +21,7 @@ to 1..254 (keepalived vrrp_track.c; hacc's runtime does the same).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,7 +70,13 @@ def effective_priority(
 
 
 def _rank(c: Contender) -> tuple[int, ipaddress.IPv4Address]:
-    return (c.priority or 0, ipaddress.IPv4Address(c.address))
+    return (c.priority or 0, _ip(c.address))
+
+
+@functools.lru_cache(maxsize=65536)
+def _ip(address: str) -> ipaddress.IPv4Address:
+    # compared for every contender of every scenario: 10,000-instance sites parse the same few nodes
+    return ipaddress.IPv4Address(address)
 
 
 @dataclass(frozen=True)
