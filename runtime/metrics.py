@@ -51,6 +51,7 @@ async def read_status(source: StatusSource) -> Status:
     got = source()
     return await got if inspect.isawaitable(got) else got
 
+
 _VRRP = ("iname", "intf", "vrid")
 _RS = ("virtual_server", "real_server")
 # Every family: name -> (type, labels, help). The exposition lists them in this order.
