@@ -29,6 +29,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from hacc.runtime.aio import cancel_and_wait
+
 log = logging.getLogger("hacc.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -439,9 +441,7 @@ class TextfileWriter:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
             with contextlib.suppress(OSError):
                 await self._write(up=False)

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from hacc.runtime.aio import cancel_and_wait
 from hacc.runtime.load import Loaded, load_node
 
 log = logging.getLogger("hacc.reload")
@@ -143,11 +144,8 @@ class ConfigWatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         import watchfiles

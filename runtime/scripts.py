@@ -9,11 +9,11 @@ consecutive failures. The initial state is OK unless `init_fail` is set. The tra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hacc.runtime.aio import cancel_and_wait
 from hacc.runtime.process import RunResult, run_command, split_command
 
 log = logging.getLogger("hacc.scripts")
@@ -84,11 +84,8 @@ class ScriptRunner:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"script:{self.spec.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

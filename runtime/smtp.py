@@ -35,27 +35,26 @@ class SmtpSettings:
     helo_name: str | None = None
 
 
-def alert_message(settings: SmtpSettings, name: str, state: str) -> EmailMessage:
+def _message(settings: SmtpSettings, subject: str, body: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.sender or f"keepalived@{settings.router_id}"
     msg["To"] = ", ".join(settings.recipients)
-    msg["Subject"] = f"[{settings.router_id}] VRRP Instance {name} - Entering {state} state"
+    msg["Subject"] = f"[{settings.router_id}] {subject}"
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=settings.router_id or None)
-    msg.set_content(_BODY.get(state, f"=> VRRP Instance is now in {state} state <=") + "\n")
+    msg.set_content(body + "\n")
     return msg
+
+
+def alert_message(settings: SmtpSettings, name: str, state: str) -> EmailMessage:
+    body = _BODY.get(state, f"=> VRRP Instance is now in {state} state <=")
+    return _message(settings, f"VRRP Instance {name} - Entering {state} state", body)
 
 
 def checker_message(settings: SmtpSettings, real_server: str, service: str, up: bool, reason: str) -> EmailMessage:
     """keepalived's checker alert: `[router_id] Realserver ADDR:PORT of SERVICE - UP|DOWN`."""
-    msg = EmailMessage()
-    msg["From"] = settings.sender or f"keepalived@{settings.router_id}"
-    msg["To"] = ", ".join(settings.recipients)
-    msg["Subject"] = f"[{settings.router_id}] Realserver {real_server} of {service} - {'UP' if up else 'DOWN'}"
-    msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = make_msgid(domain=settings.router_id or None)
-    msg.set_content(f"=> {'CHECK succeed' if up else 'CHECK failed'} on service: {reason} <=\n")
-    return msg
+    subject = f"Realserver {real_server} of {service} - {'UP' if up else 'DOWN'}"
+    return _message(settings, subject, f"=> {'CHECK succeed' if up else 'CHECK failed'} on service: {reason} <=")
 
 
 def send_alert_blocking(settings: SmtpSettings, msg: EmailMessage) -> None:
