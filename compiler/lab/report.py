@@ -116,6 +116,7 @@ def render_json(report: LabReport) -> str:
                 "dual_s": r.dual_s,
                 "moves": r.moves,
                 "detect_s": r.detect_s,
+                "wall_s": r.wall_s,
                 "predicted": dict(r.predicted),
                 "observed": dict(r.observed),
                 "mismatches": [{"vip": v, "predicted": p, "observed": o} for v, p, o in r.mismatches],

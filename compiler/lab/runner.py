@@ -12,6 +12,7 @@ a tie kept by the incumbent may not go back by itself).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class ScenarioResult:
     dual_s: float  # total time with two live holders of one VIP
     moves: int  # holder changes in the window
     detect_s: float  # t0 until the daemons could have noticed the fault
+    wall_s: float = 0.0  # the scenario in the lab: fault, observation, back to normal
 
     @property
     def mismatches(self) -> list[tuple[str, str | None, str | None]]:
@@ -262,7 +264,8 @@ class Lab:
         results = []
         t0 = self.start_all()
         normal = next(s for s in scenarios if s.kind == "normal")
-        results.append(self.observe(normal, t0, time.time()))
+        first = self.observe(normal, t0, time.time())
+        results.append(dataclasses.replace(first, wall_s=round(time.time() - t0, 3)))
         self.log(_line(results[-1]))
         if not results[-1].ok:
             self.cold_restart()  # the rest starts from normal operation, whatever the prediction said
@@ -270,9 +273,10 @@ class Lab:
             if scenario.kind == "normal":
                 continue
             t0, noticed = self.inject(scenario)
-            results.append(self.observe(scenario, t0, noticed))
-            self.log(_line(results[-1]))
+            result = self.observe(scenario, t0, noticed)
             self.restore(scenario)
+            results.append(dataclasses.replace(result, wall_s=round(time.time() - t0, 3)))
+            self.log(_line(results[-1]))
         return results
 
 

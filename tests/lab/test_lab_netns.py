@@ -1,0 +1,253 @@
+"""`hacc lab` for real: the example sites pass with hacc, keepalived and mixed nodes; a wrong prediction is
+caught and named; an interrupted lab leaves no namespace and no daemon behind.
+
+Time budget (2 cores): the site runs are `hacc lab --fast` processes in three chains started when this module
+starts (the lab mostly waits on timers, so they overlap) while the in-process tests run.
+Covered: every scenario of haproxy-mb, haproxy-mm and lvs-dr with hacc; haproxy-mb with keepalived;
+haproxy-mm and lvs-dr mixed; prod (3 nodes, 2 segments, 21 scenarios, preempt_delay) with hacc on a subset
+of 9 scenarios covering each kind, each node and each segment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hacc.compiler import failover
+from hacc.compiler.build import build_from_path
+from hacc.compiler.lab.cli import lab
+from hacc.compiler.lab.plan import lab_plan
+from hacc.compiler.lab.world import remove_stale
+
+pytestmark = [pytest.mark.netns, pytest.mark.interop]
+
+ROOT = Path(__file__).resolve().parents[2]
+SITES = ROOT / "sites"
+HACC = [sys.executable, "-m", "hacc.compiler"]
+PROD_SUBSET = [
+    "lb1 down",
+    "lb3 down",
+    "haproxy fails on lb1",
+    "api fails on lb2",
+    "maintenance fails on lb3",
+    "uplink fails on lb1",
+    "lb1 eth0 down",
+    "lb2 eth1 down",
+]
+RUNS: dict[str, tuple[str, str, list[str]]] = {
+    "haproxy-mb/hacc": ("haproxy-mb", "hacc", []),
+    "haproxy-mm/hacc": ("haproxy-mm", "hacc", []),
+    "lvs-dr/hacc": ("lvs-dr", "hacc", []),
+    "prod/hacc": ("prod", "hacc", PROD_SUBSET),
+    "haproxy-mb/keepalived": ("haproxy-mb", "keepalived", []),
+    "haproxy-mm/mixed": ("haproxy-mm", "mixed", []),
+    "lvs-dr/mixed": ("lvs-dr", "mixed", []),
+}
+# hacc failover's model misses that an interface check failing means the interface is down, which also
+# puts every instance *on* that interface in FAULT: the lab shows it (see test_prod_uplink_gap)
+KNOWN_GAPS = {"prod/hacc": {"uplink fails on lb1"}}
+
+
+CHAINS = [
+    ["haproxy-mb/hacc", "haproxy-mb/keepalived"],
+    ["haproxy-mm/hacc", "haproxy-mm/mixed"],
+    ["prod/hacc", "lvs-dr/hacc", "lvs-dr/mixed"],
+]
+
+
+@dataclass
+class Run:
+    workdir: Path
+    done: threading.Event
+    pid: int = 0
+    code: int = -1
+    out: str = ""
+    err: str = ""
+
+    def result(self) -> tuple[int, dict[str, object], str]:
+        assert self.done.wait(400), "the lab run did not finish"
+        return self.code, json.loads(self.out) if self.out.strip() else {}, self.err
+
+
+def _chain(keys: list[str], runs: dict[str, Run], procs: list[subprocess.Popen[str]]) -> None:
+    """Run labs one after another (three chains overlap: the lab mostly waits on timers)."""
+    for key in keys:
+        site, daemon, labels = RUNS[key]
+        run = runs[key]
+        argv = [*HACC, "lab", str(SITES / f"{site}.yaml"), "--daemon", daemon, "--fast", "--format", "json"]
+        argv += ["--workdir", str(run.workdir), *(["--scenarios", ",".join(labels)] if labels else [])]
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs.append(proc)
+            run.pid = proc.pid
+            run.out, run.err = proc.communicate(timeout=300)
+            run.code = proc.returncode
+        finally:
+            run.done.set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
+    started = {key: Run(tmp_path_factory.mktemp(key.replace("/", "-")), threading.Event()) for key in RUNS}
+    procs: list[subprocess.Popen[str]] = []
+    threads = [threading.Thread(target=_chain, args=(chain, started, procs), daemon=True) for chain in CHAINS]
+    for t in threads:
+        t.start()
+    try:
+        yield started
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+
+
+def _lab_namespaces(pid: int) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=20).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"hlab{pid}-")]
+
+
+def _daemon_pids(workdir: Path) -> list[int]:
+    """Processes whose command line names the lab directory: the lab itself (--workdir) and its daemons."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if str(workdir) in cmdline and state != "Z" and int(entry.name) != os.getpid():
+                pids.append(int(entry.name))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(pred: object, timeout: float) -> bool:
+    assert callable(pred)
+    for _ in range(int(timeout / 0.1) + 1):
+        if pred():
+            return True
+        time.sleep(0.1)
+    return bool(pred())
+
+
+# --- in-process tests first: they run while the site runs above proceed ---------------------------------------
+
+
+def test_wrong_prediction_is_caught_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that forgets a check's weight predicts lb1 keeps the VIP when haproxy fails on it."""
+    real = failover.effective_priority
+
+    def forgetful(member, track, checks, failed):  # type: ignore[no-untyped-def]
+        return real(member, track, checks, [c for c in failed if c != "haproxy"])
+
+    monkeypatch.setattr(failover, "effective_priority", forgetful)
+    plan = lab_plan(build_from_path(SITES / "haproxy-mb.yaml"))
+    assert plan.predicted[("haproxy fails on lb1", "192.0.2.100")] == "lb1"  # the patched model's mistake
+    result = CliRunner().invoke(lab, [str(SITES / "haproxy-mb.yaml"), "--fast", "--scenarios", "haproxy fails on lb1"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "MISMATCH 'haproxy fails on lb1': VIP 192.0.2.100 predicted lb1, observed lb2"
+    )
+    assert "Lab: 1/2 scenarios as predicted" in result.stdout
+    assert _lab_namespaces(os.getpid()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_lab_removes_namespaces_and_daemons(sig: signal.Signals, tmp_path: Path) -> None:
+    argv = [*HACC, "lab", str(SITES / "haproxy-mb.yaml"), "--fast", "--workdir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: len(_daemon_pids(tmp_path)) >= 3, 30), "the daemons did not start"
+        assert _lab_namespaces(proc.pid)
+        pids = [p for p in _daemon_pids(tmp_path) if p != proc.pid]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+            remove_stale()  # a lab we had to SIGKILL: its namespaces are a dead lab's now
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert _lab_namespaces(proc.pid) == []
+    assert [p for p in pids if _alive(p)] == []
+
+
+def test_killed_lab_takes_its_daemons_and_the_next_run_removes_its_namespaces(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the daemons die with the lab (PR_SET_PDEATHSIG), keepalived's
+    children with their parent, and the namespaces go at the next lab's start (remove_stale)."""
+    argv = [*HACC, "lab", str(SITES / "haproxy-mb.yaml"), "--fast", "--daemon", "mixed", "--workdir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        assert _wait(lambda: any(tmp_path.glob("*/*/vrrp.pid")) and len(_daemon_pids(tmp_path)) >= 4, 30)
+        vrrp_child = int(next(tmp_path.glob("*/*/vrrp.pid")).read_text())
+        pids = [p for p in [*_daemon_pids(tmp_path), vrrp_child] if p != proc.pid]
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if not pids:
+            remove_stale()
+    assert _wait(lambda: not [p for p in pids if _alive(p)], 10), [p for p in pids if _alive(p)]
+    assert _lab_namespaces(proc.pid)  # left behind by the SIGKILL ...
+    remove_stale()
+    assert _lab_namespaces(proc.pid) == []  # ... and removed as a dead lab's
+
+
+# --- the site runs -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", list(RUNS))
+def test_site_runs_as_predicted(key: str, runs: dict[str, Run]) -> None:
+    site, daemon, labels = RUNS[key]
+    code, report, err = runs[key].result()
+    assert report, err
+    plan = lab_plan(build_from_path(SITES / f"{site}.yaml"), daemon, True)
+    scenarios = report["scenarios"]
+    assert isinstance(scenarios, list)
+    expected = [s.label for s in plan.scenarios if not labels or s.label in {"normal", *labels}]
+    assert [s["scenario"] for s in scenarios] == expected
+    failed = {s["scenario"] for s in scenarios if not s["ok"]}
+    assert failed == KNOWN_GAPS.get(key, set()), err
+    assert code == (1 if failed else 0), err
+    assert report["daemons"] == {n.name: n.daemon for n in plan.nodes}
+    for s in scenarios:
+        assert s["converge_s"] < 10.0, s
+    assert _lab_namespaces(runs[key].pid) == []
+    assert _daemon_pids(runs[key].workdir) == []
+
+
+def test_prod_uplink_gap(runs: dict[str, Run]) -> None:
+    """`uplink fails on lb1` is lb1's eth0 going down: what the lab observes is what the model predicts for the
+    interface going down (instances on eth0 in FAULT on lb1), not the failover table's row."""
+    _, report, err = runs["prod/hacc"].result()
+    by_label = {s["scenario"]: s for s in report["scenarios"]}  # type: ignore[union-attr]
+    uplink, eth0 = by_label["uplink fails on lb1"], by_label["lb1 eth0 down"]
+    assert uplink["observed"] == eth0["predicted"] == eth0["observed"], err
+    assert uplink["mismatches"] == [
+        {"vip": "192.0.2.53", "predicted": "lb1", "observed": "lb2"},
+        {"vip": "192.0.2.101", "predicted": "lb1", "observed": "lb2"},
+        {"vip": "192.0.2.111", "predicted": "lb1", "observed": "lb2"},
+    ]
