@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compile import generate
+from compile import generate_2k
 
 NS = f"hbench{os.getpid()}"
 
@@ -52,7 +52,7 @@ def main() -> int:
     subprocess.run(["ip", "netns", "add", NS], check=True)
     try:
         site = work / "bench.yaml"
-        site.write_text(generate())
+        site.write_text(generate_2k(False))
         subprocess.run(
             [sys.executable, "-m", "hacc.compiler", "build", "-o", str(work / "out"), str(site)],
             check=True,
