@@ -126,13 +126,21 @@ def contenders(
     return [
         Contender(
             m.node,
-            effective_priority(m, inst.track, checks, failed.get(m.node, ())),
+            None
+            if _own_link_down(m, checks, failed.get(m.node, ()))
+            else effective_priority(m, inst.track, checks, failed.get(m.node, ())),
             m.address,
             inst.settings.preempt,
         )
         for m in inst.members
         if m.node not in down
     ]
+
+
+def _own_link_down(member: Member, checks: Mapping[str, Check], failed: Collection[str]) -> bool:
+    """An interface check failing on a node takes that interface down there: every instance of the
+    node that runs VRRP on it goes to FAULT, tracked or not (keepalived: the VRRP interface's link)."""
+    return any(checks[name].interface == member.interface for name in failed if name in checks)
 
 
 def _outcome(inst: InstancePlan, live: list[Contender], result: Result) -> Outcome:

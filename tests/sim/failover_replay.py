@@ -54,12 +54,18 @@ def replay(plan: SitePlan, configs: dict[str, InstanceConfig], inst: InstancePla
     for node in scenario.down:
         if node in lan.routers:
             lan.crash(node)
-    if scenario.failed_node in lan.routers and scenario.failed_check in inst.track:
-        check = plan.checks[scenario.failed_check]
-        if check.interface is not None:
-            lan.set_tracked_interface(scenario.failed_node, check.interface, False)
-        else:
-            lan.set_script(scenario.failed_node, f"chk_{scenario.failed_check}", False)
+    failed = plan.checks.get(scenario.failed_check) if scenario.failed_check else None
+    if scenario.failed_node in lan.routers and failed is not None:
+        member = next(m for m in inst.members if m.node == scenario.failed_node)
+        if failed.interface is not None and failed.interface == member.interface:
+            # an interface check failing takes that link down: the instance running VRRP on it faults
+            # whether it tracks the check or not (found by `hacc lab` on prod's uplink check)
+            lan.set_interface(scenario.failed_node, False)
+        if scenario.failed_check in inst.track:
+            if failed.interface is not None:
+                lan.set_tracked_interface(scenario.failed_node, failed.interface, False)
+            else:
+                lan.set_script(scenario.failed_node, f"chk_{scenario.failed_check}", False)
     lan.run_until(lan.now + wait)
     masters = sorted(lan.masters())
     assert len(masters) <= 1, (inst.name, scenario.label, masters)

@@ -99,6 +99,12 @@ class Lan:
         if r.vr is not None:
             self._apply(r, r.vr.set_script_result(self.now, script, ok))
 
+    def set_interface(self, name: str, up: bool) -> None:
+        """The router's own VRRP interface goes down or up (Fault, keepalived extension)."""
+        r = self.routers[name]
+        if r.vr is not None:
+            self._apply(r, r.vr.set_interface_up(self.now, up))
+
     def set_tracked_interface(self, name: str, interface: str, up: bool) -> None:
         r = self.routers[name]
         if r.vr is not None:
