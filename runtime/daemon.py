@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import os
 import time
@@ -48,7 +49,7 @@ from hacc.runtime.reconcile import (
 from hacc.runtime.scripts import ScriptRunner, ScriptSpec
 from hacc.runtime.smtp import SmtpAlerter
 from hacc.runtime.spec import EMPTY, DaemonSpec, InstanceKey, InstanceSpec
-from hacc.runtime.vrrp.io import VrrpInterfaceSocket
+from hacc.runtime.vrrp.io import VrrpInterfaceSocket, VrrpInterfaceSocket6
 from hacc.runtime.vrrp.state import VRRPInstance
 from hacc.runtime.vrrp.sync import SyncGroup
 
@@ -86,7 +87,8 @@ class Daemon:
         self.rejected: Rejected | None = None
         self.reloads = ReloadStats()
         self.instances: dict[InstanceKey, Instance] = {}
-        self.sockets: dict[str, VrrpInterfaceSocket] = {}
+        # keyed by interface for IPv4, "<interface>/ipv6" for the IPv6 pair (RFC 5798 5.1.2)
+        self.sockets: dict[str, VrrpInterfaceSocket | VrrpInterfaceSocket6] = {}
         self.scripts: dict[str, ScriptRunner] = {}
         self.started = time.time()
         self._interfaces: dict[str, InterfaceInfo] = {}
@@ -329,15 +331,28 @@ class Daemon:
         info = await self._interface(spec.interface)
         for ifname in sorted({v.ifname for v in spec.vips} | set(spec.tracked_interfaces)):
             await self._interface(ifname)
-        source = spec.unicast_src_ip or info.primary
-        if source is None:
-            raise DaemonError(f"[{spec.name}] interface {spec.interface} has no IPv4 address")
+        sock: VrrpInterfaceSocket | VrrpInterfaceSocket6 | None
+        source: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+        if spec.family == 6:
+            # RFC 5798 5.1.2.1: the source of IPv6 adverts is the interface's link-local address
+            source = await self._addresses.link_local(spec.interface)
+            if source is None:
+                raise DaemonError(f"[{spec.name}] interface {spec.interface} has no IPv6 link-local address")
+            sock = self.sockets.get(_socket_key(spec))
+            if sock is None:
+                sock = VrrpInterfaceSocket6(spec.interface, info.index, source)
+                sock.open(asyncio.get_running_loop())
+                self.sockets[_socket_key(spec)] = sock
+        else:
+            source = spec.unicast_src_ip or info.primary
+            if source is None:
+                raise DaemonError(f"[{spec.name}] interface {spec.interface} has no IPv4 address")
+            sock = self.sockets.get(spec.interface)
+            if sock is None:
+                sock = VrrpInterfaceSocket(spec.interface, info.index, info.primary or source)
+                sock.open(asyncio.get_running_loop())
+                self.sockets[spec.interface] = sock
         vrrp = dataclasses.replace(spec.vrrp, primary_ip=str(source))
-        sock = self.sockets.get(spec.interface)
-        if sock is None:
-            sock = VrrpInterfaceSocket(spec.interface, info.index, info.primary or source)
-            sock.open(asyncio.get_running_loop())
-            self.sockets[spec.interface] = sock
         if spec.vrrp.vrid in sock.vrids:
             raise DaemonError(f"[{spec.name}] VRID {spec.vrrp.vrid} is used twice on {spec.interface}")
         instance = Instance(spec, VRRPInstance(vrrp), sock, source, self._effects)
@@ -353,13 +368,14 @@ class Daemon:
             instance.on_advert(ip, pkt)
 
     def _release_socket(self, instance: Instance) -> None:
-        sock = self.sockets.get(instance.spec.interface)
+        key = _socket_key(instance.spec)
+        sock = self.sockets.get(key)
         if sock is None:
             return
         sock.unregister(instance.spec.vrrp.vrid)
         if not sock.vrids:
             sock.close()
-            del self.sockets[instance.spec.interface]
+            del self.sockets[key]
 
     def _start_script(self, spec: ScriptSpec) -> None:
         runner = ScriptRunner(spec, self._on_script)
@@ -446,6 +462,10 @@ class Daemon:
 def _crash_in_loop(exc: BaseException) -> None:
     # the service's loop exception handler resigns and exits (serve.py)
     asyncio.get_running_loop().call_exception_handler({"message": "LVS failure", "exception": exc})
+
+
+def _socket_key(spec: InstanceSpec) -> str:
+    return spec.interface if spec.family == 4 else f"{spec.interface}/ipv6"
 
 
 def _stopping(ops: tuple[Op, ...]) -> list[InstanceSpec]:

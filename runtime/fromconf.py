@@ -21,6 +21,7 @@ from hacc.runtime.vrrp.errors import ConfigError
 from hacc.runtime.vrrp.state import InstanceConfig, TrackedInterface, TrackedScript
 
 UNBOUND = "0.0.0.0"  # primary_ip placeholder until the interface is looked up
+UNBOUND6 = "::"  # the same for IPv6 (the link-local address is looked up at bind time)
 
 
 @dataclass
@@ -46,23 +47,34 @@ def _instance_spec(conf: KeepalivedConfig, inst: VrrpInstance, warnings: list[st
         if ti.reverse:
             warnings.append(f"{where}: track_interface {ti.name}: 'reverse' is not supported; ignored")
         tracked_ifs.append(TrackedInterface(ti.name, ti.weight or 0))
-    vips = []
-    for v in inst.virtual_ipaddress:
-        if v.family != 4:
-            warnings.append(f"{where}: IPv6 address {v.address} is not supported yet; ignored")
-            continue
-        vips.append(
-            Vip(ipaddress.IPv4Address(v.ip), v.prefixlen, v.dev or inst.interface, v.label),
+    # keepalived takes the instance's family from its first VIP and moves VIPs of the other family
+    # to virtual_ipaddress_excluded; hacc refuses the mix (RFC 5798 5.2.9: one family per router)
+    # rather than run a VIP nobody advertises
+    other = [v.address for v in inst.virtual_ipaddress if v.family != inst.family]
+    if other:
+        raise ConfigError(
+            f"{where}: IPv{inst.family} instance (its first address) also lists IPv{6 if inst.family == 4 else 4} "
+            f"address(es) {', '.join(other)}: use one vrrp_instance per address family"
         )
+    vips = [
+        Vip(ipaddress.ip_address(v.ip), v.prefixlen, v.dev or inst.interface, v.label) for v in inst.virtual_ipaddress
+    ]
     auth = inst.authentication
     if auth is not None and auth.auth_type != "PASS":
         raise ConfigError(f"{where}: auth_type {auth.auth_type} is not supported")
+    if inst.family == 6:
+        if inst.unicast_peer or inst.unicast_src_ip:
+            raise ConfigError(f"{where}: unicast peers over IPv6 are not supported yet")
+        if inst.mcast_src_ip:
+            warnings.append(f"{where}: mcast_src_ip is ignored for IPv6: adverts come from the link-local address")
+        auth = None  # kaconf warned: no authentication in VRRPv3
+    primary = UNBOUND6 if inst.family == 6 else inst.unicast_src_ip or inst.mcast_src_ip or UNBOUND
     vrrp = InstanceConfig(
         name=inst.name,
         vrid=inst.virtual_router_id,
-        primary_ip=inst.unicast_src_ip or inst.mcast_src_ip or UNBOUND,
+        primary_ip=primary,
         vips=tuple(str(v) for v in vips),
-        version=3 if inst.version == 3 else 2,
+        version=3 if inst.version == 3 or inst.family == 6 else 2,  # RFC 5798 5.1.2: IPv6 is VRRPv3
         priority=inst.priority,
         advert_int=inst.advert_int,
         preempt=not inst.nopreempt,
@@ -90,6 +102,7 @@ def _instance_spec(conf: KeepalivedConfig, inst: VrrpInstance, warnings: list[st
             generic=inst.notify,
         ),
         smtp_alert=inst.smtp_alert or conf.global_defs.smtp_alert,
+        family=inst.family,
     )
 
 
@@ -102,8 +115,6 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
     owners: dict[InstanceKey, str] = {}
     for inst in conf.vrrp_instances:
         try:
-            if inst.family != 4:
-                raise ConfigError(f"{inst.source}: vrrp_instance {inst.name}: IPv6 VRRP is not supported yet")
             instance = _instance_spec(conf, inst, warnings)
         except (ConfigError, ValueError) as exc:
             errors.append(str(exc))

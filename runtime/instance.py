@@ -31,6 +31,7 @@ from hacc.runtime.loglimit import LogLimiter
 from hacc.runtime.net.addresses import AddressBackend, Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.garp import send_gratuitous_arps
+from hacc.runtime.net.ndisc import send_neighbour_advertisements
 from hacc.runtime.notify import NotifyRunner
 from hacc.runtime.smtp import SmtpAlerter
 from hacc.runtime.spec import InstanceSpec
@@ -44,7 +45,7 @@ from hacc.runtime.vrrp.actions import (
     SendGratuitousARP,
 )
 from hacc.runtime.vrrp.errors import MalformedPacket
-from hacc.runtime.vrrp.io import MCAST_GROUP
+from hacc.runtime.vrrp.io import MCAST_GROUP, MCAST_GROUP6, IpAddress
 from hacc.runtime.vrrp.packet import IPv4Datagram, VRRPPacket, encode
 from hacc.runtime.vrrp.state import InstanceConfig, VRRPInstance
 from hacc.runtime.vrrp.sync import SyncGroup
@@ -58,7 +59,7 @@ _STATE_NAMES = {"Initialize": "INIT", "Backup": "BACKUP", "Master": "MASTER", "F
 
 
 class Sender(Protocol):
-    def send(self, payload: bytes, dst: ipaddress.IPv4Address, source: ipaddress.IPv4Address | None = None) -> bool: ...
+    def send(self, payload: bytes, dst: IpAddress, source: IpAddress | None = None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,7 @@ class Instance:
         spec: InstanceSpec,
         machine: VRRPInstance,
         sender: Sender,
-        source: ipaddress.IPv4Address,
+        source: IpAddress,
         effects: Effects,
     ) -> None:
         self.spec = spec
@@ -194,7 +195,7 @@ class Instance:
     # --- events -------------------------------------------------------------------------------
     def on_advert(self, ip: IPv4Datagram, pkt: VRRPPacket) -> None:
         assert self._loop is not None
-        if self.spec.unicast_peers and ipaddress.IPv4Address(ip.src) not in self.spec.unicast_peers:
+        if self.spec.unicast_peers and ipaddress.ip_address(ip.src) not in self.spec.unicast_peers:
             self.foreign += 1  # keepalived also ignores unicast adverts from outside the peer list
             return
         if ip.src == str(self.source):
@@ -270,7 +271,8 @@ class Instance:
         )
 
     def _send_advert(self, pkt: VRRPPacket) -> None:
-        targets: Iterable[ipaddress.IPv4Address] = self.spec.unicast_peers or (MCAST_GROUP,)
+        group = MCAST_GROUP6 if self.source.version == 6 else MCAST_GROUP  # RFC 5798 5.1.2.2 / 5.1.1.2
+        targets: Iterable[IpAddress] = self.spec.unicast_peers or (group,)
         for dst in targets:
             try:
                 payload = encode(pkt, str(self.source), str(dst))
@@ -283,7 +285,7 @@ class Instance:
         known = self._vips.get(text)
         if known is not None:
             return known
-        iface = ipaddress.IPv4Interface(text.split()[0])
+        iface = ipaddress.ip_interface(text.split()[0])
         return Vip(iface.ip, iface.network.prefixlen, self.spec.interface)
 
     def _change_vips(self, vips: tuple[str, ...], adding: bool) -> None:
@@ -300,14 +302,25 @@ class Instance:
             log.info("[%s] %s VIP %s", self.name, "added" if adding else "removed", vip)
 
     def _send_garps(self, action: SendGratuitousARP) -> None:
+        # IPv6 VIPs get unsolicited Neighbor Advertisements instead (RFC 5798 6.4.2, RFC 4861 7.2.6)
         by_if: dict[str, list[ipaddress.IPv4Address]] = {}
+        by_if6: dict[str, list[ipaddress.IPv6Address]] = {}
         for addr in action.addresses:
             owner = next((v for v in self._vips.values() if str(v.address) == addr), None)
             ifname = owner.ifname if owner else self.spec.interface
-            by_if.setdefault(ifname, []).extend([ipaddress.IPv4Address(addr)] * action.count)
+            ip = ipaddress.ip_address(addr)
+            if isinstance(ip, ipaddress.IPv4Address):
+                by_if.setdefault(ifname, []).extend([ip] * action.count)
+            else:
+                by_if6.setdefault(ifname, []).extend([ip] * action.count)
         for ifname, ips in by_if.items():
             try:
                 send_gratuitous_arps(ifname, self._effects.mac_of(ifname), ips)
+            except NetError as exc:
+                log.warning("[%s] %s", self.name, exc)
+        for ifname, ips6 in by_if6.items():
+            try:
+                send_neighbour_advertisements(ifname, self._effects.mac_of(ifname), ips6)
             except NetError as exc:
                 log.warning("[%s] %s", self.name, exc)
 

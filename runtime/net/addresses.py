@@ -44,7 +44,7 @@ log = logging.getLogger("hacc.net")
 class Vip:
     """One virtual_ipaddress line: `ADDRESS[/PREFIX] [dev IFNAME] [label LABEL]`."""
 
-    address: ipaddress.IPv4Address
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
     prefixlen: int
     ifname: str
     label: str | None = None
@@ -178,6 +178,16 @@ class RtnlAddresses:
                 break
         mac = link.mac if len(link.mac) == 6 else b"\x00" * 6
         return InterfaceInfo(name=ifname, index=link.index, mac=mac, primary=primary, up=flags_up(link.flags))
+
+    async def link_local(self, ifname: str) -> ipaddress.IPv6Address | None:
+        """The interface's first IPv6 link-local address (RFC 5798 5.1.2.1: an IPv6 VRRP router's
+        source address), from a family-10 address dump; None when it has none (yet)."""
+        index = _link(self._rtnl, ifname).index
+        for msg in self._rtnl.lookup(lambda seq: encode_getaddr_dump(seq, socket.AF_INET6)):
+            addr = parse_addr(msg.body)
+            if addr is not None and addr.index == index and addr.address.is_link_local:
+                return ipaddress.IPv6Address(addr.address)
+        return None
 
     def submit_vip(self, vip: Vip, add: bool, done: VipDone) -> None:
         """Send the add/delete now; `done` runs when its ACK is read (at once if it cannot be sent)."""

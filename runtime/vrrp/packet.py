@@ -1,14 +1,19 @@
-"""Pure VRRP codec for IPv4: RFC 3768 (VRRPv2) and RFC 5798 (VRRPv3). No I/O.
+"""Pure VRRP codec: RFC 3768 (VRRPv2, IPv4) and RFC 5798 (VRRPv3, IPv4 and IPv6). No I/O.
 
 The codec only checks that bytes form a valid VRRP advertisement: length, Version 2|3,
 Type 1 (ADVERTISEMENT), Count IPvX Addr consistent with the length, and the Checksum
-(v2: over the VRRP message, RFC 3768 5.3.8; v3: including the IPv4 pseudo-header, RFC 5798 5.2.8).
-VRID, Priority and address-list semantics belong to the state machine (state.py).
+(v2: over the VRRP message, RFC 3768 5.3.8; v3: including the IPv4 or IPv6 pseudo-header,
+RFC 5798 5.2.8). VRID, Priority and address-list semantics belong to the state machine (state.py).
+
+The address family is the family of ``src`` (IPv4 when no source is given, as for v2): an IPv6
+advert carries 16-octet addresses (RFC 5798 5.2.5/5.2.9), is version 3 only (RFC 5798 5.1.2:
+VRRPv2 is IPv4 only) and has no authentication.
 
 Every failure raises :class:`MalformedPacket`; callers count and drop.
 
     pkt = decode(payload, src="192.0.2.1", dst="224.0.0.18")
     wire = encode(pkt, src="192.0.2.1", dst="224.0.0.18")     # checksum recomputed
+    pkt6 = decode(payload6, src="fe80::1", dst="ff02::12")   # IPv6 (raw sockets give no header)
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from .errors import MalformedPacket
 IPPROTO_VRRP = 112
 #: IPv4 multicast group of VRRP (RFC 5798 5.1.1.2).
 VRRP_MCAST_GROUP = "224.0.0.18"
+#: IPv6 multicast group of VRRP (RFC 5798 5.1.2.2).
+VRRP_MCAST_GROUP6 = "ff02::12"
 #: Type 1 is the only type defined (RFC 5798 5.2.2).
 TYPE_ADVERTISEMENT = 1
 #: RFC 3768 5.3.6 Auth Type values.
@@ -65,7 +72,10 @@ class VRRPPacket:
 
 @dataclass(frozen=True)
 class IPv4Datagram:
-    """The parts of an IPv4 header the VRRP receiver needs (RFC 5798 7.1 checks the TTL)."""
+    """The parts of an IP header the VRRP receiver needs (RFC 5798 7.1 checks the TTL/Hop Limit).
+
+    Also used for IPv6, where the shell fills it from recvmsg's ancillary data (``ttl`` is then
+    the Hop Limit)."""
 
     ttl: int
     src: str
@@ -84,28 +94,42 @@ def internet_checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _pseudo_header(src: str, dst: str, length: int) -> bytes:
-    # RFC 5798 5.2.8: the v3 checksum covers the IPv4 pseudo-header (RFC 2460 style, as for UDP).
+def _family(src: str | None) -> int:
+    """The address family of an advert: its source's (IPv4 when unknown, i.e. VRRPv2)."""
+    if src is None:
+        return 4
     try:
-        return (
-            ipaddress.IPv4Address(src).packed
-            + ipaddress.IPv4Address(dst).packed
-            + struct.pack("!BBH", 0, IPPROTO_VRRP, length)
-        )
+        return ipaddress.ip_address(src).version
+    except ValueError as exc:
+        raise MalformedPacket(f"bad source address: {exc}") from exc
+
+
+def _pseudo_header(src: str, dst: str, length: int) -> bytes:
+    # RFC 5798 5.2.8: the v3 checksum covers the IPv4 pseudo-header (RFC 768 style, as for UDP),
+    # or for IPv6 the pseudo-header of RFC 2460 8.1 (addresses, 32-bit length, next header 112).
+    try:
+        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     except ValueError as exc:
         raise MalformedPacket(f"bad pseudo-header address: {exc}") from exc
+    if s.version != d.version:
+        raise MalformedPacket(f"pseudo-header mixes address families: {src} -> {dst}")
+    if s.version == 4:
+        return s.packed + d.packed + struct.pack("!BBH", 0, IPPROTO_VRRP, length)
+    return s.packed + d.packed + struct.pack("!I3xB", length, IPPROTO_VRRP)
 
 
 def _checksum_for(version: int, message: bytes, src: str | None, dst: str | None) -> int:
     if version == 2:
         return internet_checksum(message)
     if src is None or dst is None:
-        raise MalformedPacket("VRRPv3 checksum needs the IPv4 source and destination")
+        raise MalformedPacket("VRRPv3 checksum needs the source and destination addresses")
     return internet_checksum(_pseudo_header(src, dst, len(message)) + message)
 
 
 def decode(data: bytes, src: str | None = None, dst: str | None = None) -> VRRPPacket:
     """Parse a VRRP payload (no IP header). ``src``/``dst`` are required for version 3."""
+    family = _family(src)
+    alen = 4 if family == 4 else 16
     if len(data) < _HEADER_LEN:
         raise MalformedPacket(f"too short: {len(data)} bytes")
     vt, vrid, priority, count, b4, b5, checksum = struct.unpack_from("!BBBBBBH", data)
@@ -114,15 +138,18 @@ def decode(data: bytes, src: str | None = None, dst: str | None = None) -> VRRPP
         raise MalformedPacket(f"unsupported version {version}")
     if type_ != TYPE_ADVERTISEMENT:
         raise MalformedPacket(f"unknown type {type_}")
+    if family == 6 and version != 3:
+        raise MalformedPacket(f"version {version} over IPv6 (RFC 5798 5.1.2: VRRPv3 only)")
     trailer = AUTH_DATA_LEN if version == 2 else 0
-    expected = _HEADER_LEN + 4 * count + trailer
+    expected = _HEADER_LEN + alen * count + trailer
     if len(data) != expected:
         raise MalformedPacket(f"length {len(data)} does not match count {count} (expected {expected})")
     computed = _checksum_for(version, bytes(data[:6]) + b"\x00\x00" + bytes(data[8:]), src, dst)
     if computed != checksum:
         raise MalformedPacket(f"bad checksum 0x{checksum:04x} (computed 0x{computed:04x})")
     addrs = tuple(
-        str(ipaddress.IPv4Address(bytes(data[off : off + 4]))) for off in range(_HEADER_LEN, _HEADER_LEN + 4 * count, 4)
+        str(ipaddress.ip_address(bytes(data[off : off + alen])))
+        for off in range(_HEADER_LEN, _HEADER_LEN + alen * count, alen)
     )
     if version == 2:
         return VRRPPacket(
@@ -154,6 +181,9 @@ def encode(pkt: VRRPPacket, src: str | None = None, dst: str | None = None) -> b
     Raises :class:`MalformedPacket` when the fields cannot be represented on the wire.
     """
     count = len(pkt.ip_addrs) if pkt.count_ip_addrs is None else pkt.count_ip_addrs
+    family = _family(src)
+    if family == 6 and pkt.version != 3:
+        raise MalformedPacket(f"cannot encode version {pkt.version} over IPv6 (RFC 5798 5.1.2)")
     if pkt.version not in (2, 3) or not 0 <= pkt.type <= 15:
         raise MalformedPacket(f"cannot encode version {pkt.version} type {pkt.type}")
     if count != len(pkt.ip_addrs) or count > 255:
@@ -172,8 +202,10 @@ def encode(pkt: VRRPPacket, src: str | None = None, dst: str | None = None) -> b
             raise MalformedPacket("max_adver_int is a 12-bit field (centiseconds)")
         b4, b5 = pkt.max_adver_int >> 8, pkt.max_adver_int & 0xFF
         trailer = b""
+    kind = ipaddress.IPv4Address if family == 4 else ipaddress.IPv6Address
     try:
-        addrs = b"".join(ipaddress.IPv4Address(a).packed for a in pkt.ip_addrs)
+        # RFC 5798 5.2.9: the addresses are of the advert's family, never mixed
+        addrs = b"".join(kind(a).packed for a in pkt.ip_addrs)
     except ValueError as exc:
         raise MalformedPacket(f"bad address: {exc}") from exc
     head = struct.pack("!BBBBBB", (pkt.version << 4) | pkt.type, pkt.vrid, pkt.priority, count, b4, b5)

@@ -50,6 +50,10 @@ Choices (documented deviations / keepalived extensions):
   over when Master_Down_Timer fires, i.e. up to Master_Down_Interval later.
 - A Master receiving a lower priority discards it (RFC 5798 6.4.3), it does not answer with an
   immediate advert; it answers a priority-0 advert with one (RFC 5798 6.4.3).
+- IPv6 (RFC 5798 5.1.2): ``primary_ip`` is the interface's link-local address (RFC 5798
+  5.1.2.1: the source of adverts), every VIP is IPv6, version 3 and no authentication. An advert
+  from the other family is discarded (``family_errors``), so the tie-break of RFC 5798 6.4.3
+  ("higher IPvX address") only ever compares addresses of one family.
 - Timers within ``TIMER_SLACK`` seconds of ``now`` are treated as due (event loops wake a hair
   early).
 """
@@ -105,7 +109,7 @@ class InstanceConfig:
     name: str
     vrid: int
     primary_ip: str
-    vips: tuple[str, ...]  # `a.b.c.d/len [dev IF] [label L]`: the whole text is the VIP's identity
+    vips: tuple[str, ...]  # `addr/len [dev IF] [label L]`: the whole text is the VIP's identity
     version: Literal[2, 3] = 2
     priority: int = 100
     advert_int: float = 1.0
@@ -145,12 +149,22 @@ class InstanceConfig:
         if self.preempt_delay < 0 or self.garp_master_delay < 0 or self.garp_master_repeat < 1:
             out.append("preempt_delay/garp_master_delay must be >= 0 and garp_master_repeat >= 1")
         try:
-            ipaddress.IPv4Address(self.primary_ip)
+            primary = ipaddress.ip_address(self.primary_ip)
             for vip in self.vips:
-                ipaddress.IPv4Interface(vip.split()[0])
+                if ipaddress.ip_interface(vip.split()[0]).version != primary.version:
+                    # RFC 5798 5.2.9: one family per virtual router
+                    out.append(f"VIP {vip} is not of the family of {self.primary_ip}")
         except ValueError as exc:
             out.append(f"bad address: {exc}")
+            return out
+        if primary.version == 6 and self.version != 3:
+            out.append("IPv6 needs VRRP version 3 (RFC 5798 5.1.2)")
         return out
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the family of ``primary_ip`` (and of every VIP)."""
+        return ipaddress.ip_address(self.primary_ip).version
 
     @property
     def vip_addresses(self) -> tuple[str, ...]:
@@ -505,7 +519,8 @@ class VRRPInstance:
             self._timers.adver = now + self.config.advert_int
             return [self._advert(self.effective_priority)]
         mine = self.effective_priority
-        higher_ip = ipaddress.IPv4Address(src_ip) > ipaddress.IPv4Address(self.config.primary_ip)
+        # _validate kept only adverts of our family: the addresses compare (RFC 5798 6.4.3)
+        higher_ip = int(ipaddress.ip_address(src_ip)) > int(ipaddress.ip_address(self.config.primary_ip))
         if pkt.priority > mine or (pkt.priority == mine and higher_ip):
             if self.config.version == 3:
                 self._learn_interval(pkt)
@@ -523,11 +538,22 @@ class VRRPInstance:
     def _validate(self, pkt: VRRPPacket, src_ip: str, ttl: int) -> list[Action]:
         """RFC 5798 7.1 / RFC 3768 7.1 receive checks: a non-empty result means discarded."""
         cfg = self.config
+        try:
+            source = ipaddress.ip_address(src_ip)
+        except ValueError:
+            return self._log("warning", "family_errors", f"discarded: source {src_ip!r} is not an address")
+        if source.version != cfg.family:
+            return self._log("warning", "family_errors", f"discarded: IPv{source.version} advert from {src_ip}")
         checks: list[tuple[bool, LogLevel, str, str]] = [
             (ttl != TTL_REQUIRED, "warning", "ttl_errors", f"TTL {ttl} from {src_ip}, must be 255"),
             (pkt.version != cfg.version, "warning", "version_errors", f"version {pkt.version} from {src_ip}"),
             (pkt.vrid != cfg.vrid, "debug", "vrid_mismatch", f"VRID {pkt.vrid} from {src_ip} is not ours"),
-            (src_ip == cfg.primary_ip, "warning", "own_address", "advert carrying our own source address"),
+            (
+                source == ipaddress.ip_address(cfg.primary_ip),
+                "warning",
+                "own_address",
+                "advert carrying our own source address",
+            ),
         ]
         if cfg.version == 2:
             want_type = AUTH_SIMPLE_TEXT if cfg.auth_type == "PASS" else AUTH_NONE
@@ -626,8 +652,8 @@ class VRRPInstance:
 
 
 def _addresses(vips: tuple[str, ...]) -> tuple[str, ...]:
-    # a VIP is `a.b.c.d/len` optionally followed by `dev X label Y`: the address is the first word
-    return tuple(str(ipaddress.IPv4Interface(v.split()[0]).ip) for v in vips)
+    # a VIP is `addr/len` optionally followed by `dev X label Y`: the address is the first word
+    return tuple(str(ipaddress.ip_interface(v.split()[0]).ip) for v in vips)
 
 
 def _due(deadline: float | None, now: float) -> bool:

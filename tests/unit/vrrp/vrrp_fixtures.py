@@ -11,10 +11,11 @@ from typing import Any
 
 FIXTURE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "vrrp"
 CAPTURES = FIXTURE_DIR / "keepalived_adverts.json"
+CAPTURES6 = FIXTURE_DIR / "keepalived_adverts_ipv6.json"
 
 
-def load_captures() -> list[dict[str, Any]]:
-    data: list[dict[str, Any]] = json.loads(CAPTURES.read_text())["captures"]
+def load_captures(ipv6: bool = False) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads((CAPTURES6 if ipv6 else CAPTURES).read_text())["captures"]
     return data
 
 
