@@ -337,7 +337,10 @@ class Daemon:
             # RFC 5798 5.1.2.1: the source of IPv6 adverts is the interface's link-local address
             source = await self._addresses.link_local(spec.interface)
             if source is None:
-                raise DaemonError(f"[{spec.name}] interface {spec.interface} has no IPv6 link-local address")
+                raise DaemonError(
+                    f"[{spec.name}] interface {spec.interface} has no usable IPv6 link-local address "
+                    "(none, or still tentative: duplicate address detection)"
+                )
             sock = self.sockets.get(_socket_key(spec))
             if sock is None:
                 sock = VrrpInterfaceSocket6(spec.interface, info.index, source)

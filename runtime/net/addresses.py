@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import asyncio
 
 log = logging.getLogger("hacc.net")
+_IFA_F_DADFAILED = 0x08  # include/uapi/linux/if_addr.h
+_IFA_F_TENTATIVE = 0x40
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +183,17 @@ class RtnlAddresses:
 
     async def link_local(self, ifname: str) -> ipaddress.IPv6Address | None:
         """The interface's first IPv6 link-local address (RFC 5798 5.1.2.1: an IPv6 VRRP router's
-        source address), from a family-10 address dump; None when it has none (yet)."""
+        source address), from a family-10 address dump; None when it has none usable (yet): a
+        tentative address (duplicate address detection running, or failed) cannot be bound."""
         index = _link(self._rtnl, ifname).index
         for msg in self._rtnl.lookup(lambda seq: encode_getaddr_dump(seq, socket.AF_INET6)):
             addr = parse_addr(msg.body)
-            if addr is not None and addr.index == index and addr.address.is_link_local:
+            if (
+                addr is not None
+                and addr.index == index
+                and addr.address.is_link_local
+                and not addr.flags & (_IFA_F_TENTATIVE | _IFA_F_DADFAILED)
+            ):
                 return ipaddress.IPv6Address(addr.address)
         return None
 

@@ -173,3 +173,45 @@ def test_ipv6_reload_in_place_beside_ipv4_with_the_same_vrid(make_lan: MakeLan, 
         assert after[name]["state"] == "MASTER"
         assert after[name]["transitions"] == before[name]["transitions"], (name, d.log())
     assert holders6(lan, VIP6) == [1]
+
+
+# Runs in the client namespace: sends N adverts (VRID 51, priority 254) to ff02::12 with a Hop Limit.
+_INJECT = r"""
+import socket, sys, time
+from hacc.runtime.vrrp.packet import VRRPPacket, encode
+hops, n, src, vip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112)
+idx = socket.if_nametoindex("eth0")
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
+s.bind((src, 0, 0, idx))
+pkt = VRRPPacket(version=3, vrid=51, priority=254, ip_addrs=(vip,), max_adver_int=10)
+for _ in range(n):
+    s.sendto(encode(pkt, src, "ff02::12"), ("ff02::12", 0, 0, idx))
+    time.sleep(0.05)
+"""
+
+
+def _inject(lan: Lan, hops: int, count: int) -> None:
+    src = link_local(lan.size + 1)
+    subprocess.run(
+        ["ip", "netns", "exec", lan.client, sys.executable, "-c", _INJECT, str(hops), str(count), src, VIP6],
+        check=True,
+        timeout=20,
+    )
+
+
+def test_ipv6_adverts_with_a_hop_limit_below_255_are_counted_and_dropped(make_lan: MakeLan, nodes: Nodes) -> None:
+    """RFC 5798 7.1: a higher-priority advert that crossed a router (Hop Limit < 255) is discarded;
+    the same advert with Hop Limit 255 is obeyed (the Hop Limit really comes from the kernel)."""
+    lan = ipv6_lan(make_lan, 1)
+    d = nodes.hacc(lan.ns(1), conf6(150, "n1"))
+    assert wait_until(lambda: hacc_state(d) == "MASTER", 5), d.log()
+    _inject(lan, 64, 5)
+    status = hacc_status(d)
+    assert status["sockets"]["eth0/ipv6"]["bad_hop_limit"] == 5  # type: ignore[index]
+    assert status["instances"][0]["counters"]["ttl_errors"] == 5  # type: ignore[index]
+    assert hacc_state(d) == "MASTER"
+    _inject(lan, 255, 1)
+    obeyed = f"advert from {link_local(lan.size + 1)} priority 254 (higher priority)"
+    assert wait_until(lambda: obeyed in d.log(), 2), d.log()

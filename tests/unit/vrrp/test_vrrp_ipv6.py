@@ -13,6 +13,7 @@ import pytest
 from hacc.runtime.fromconf import daemon_spec
 from hacc.runtime.kaconf.loader import load_config
 from hacc.runtime.net.ndisc import neighbour_advertisement
+from hacc.runtime.reconcile import RestartInstance, reconcile
 from hacc.runtime.vrrp.actions import SendAdvert, SendGratuitousARP
 from hacc.runtime.vrrp.errors import ConfigError, MalformedPacket
 from hacc.runtime.vrrp.io import IPV6_HOPLIMIT, IPV6_PKTINFO, VrrpInterfaceSocket6, parse_ancillary6
@@ -259,3 +260,19 @@ def test_mixed_family_instance_is_refused(tmp_path: Path) -> None:
     conv = _convert(tmp_path, "2001:db8::100/64\n        192.0.2.101/24")
     assert conv.spec.instance("VI_6") is None
     assert any("use one vrrp_instance per address family" in e for e in conv.errors), conv.errors
+
+
+def test_reload_from_ipv6_to_ipv4_is_a_restart_not_an_update(tmp_path: Path) -> None:
+    """The family is part of the instance's identity (keepalived matches VRID + interface + family)."""
+    one = "vrrp_instance VI_6 {\n interface eth0\n virtual_router_id 51\n version 3\n virtual_ipaddress { %s }\n}\n"
+    specs = []
+    for vip in ("2001:db8::100/64", "192.0.2.100/24"):
+        path = tmp_path / f"{len(specs)}.conf"
+        path.write_text(one % vip)
+        conv = daemon_spec(load_config(path).config)
+        assert conv.errors == []
+        specs.append(conv.spec)
+    ops = reconcile(specs[0], specs[1]).ops
+    assert [(op.old.key, op.new.key, op.reason) for op in ops if isinstance(op, RestartInstance)] == [
+        (("eth0", 51, 6), ("eth0", 51, 4), "family IPv6->IPv4")
+    ]
