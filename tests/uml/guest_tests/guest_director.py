@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import re
 import signal
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hacc.runtime.control import query
 
 if os.environ.get("HACC_IN_UML") != "1":
     raise RuntimeError("guest tests run inside user-mode-linux only: use tests/uml/test_ipvs_in_uml.py")
@@ -155,19 +155,7 @@ class Lab:
         self.spawn("hacc", "dir", [*HACC, "run", str(self.conf.parent), "--control-socket", str(self.sock)])
 
     def status(self) -> dict[str, object]:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(str(self.sock))
-            s.sendall(b'{"cmd": "status"}\n')
-            data = b""
-            for _ in range(1000):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        reply = json.loads(data)
-        assert isinstance(reply, dict)
-        return reply
+        return query(self.sock, timeout=5.0)  # the client `hacc status` uses
 
     def status_or_none(self) -> dict[str, object] | None:
         """The status once the daemon answers with its LVS part (None before that)."""
