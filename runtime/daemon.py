@@ -213,8 +213,7 @@ class Daemon:
             try:
                 await self._apply_one(op, initial)
             except (NetError, OSError, DaemonError) as exc:
-                failures.append(str(exc))
-                log.error("%s", exc)
+                failures.append(str(exc))  # logged once by the caller: start's error or the reload line
         self._relink_groups(desired)
         # the running spec is what really runs: an instance that failed to start is left out, so the
         # next reload (any file event, SIGHUP) tries it again instead of keeping a phantom
@@ -271,7 +270,7 @@ class Daemon:
             try:
                 await lvs.open()
             except (NetError, OSError) as exc:
-                raise DaemonError(f"IPVS is not available: {exc}") from exc
+                raise DaemonError(f"cannot run virtual servers: {exc}") from exc
             self.lvs = lvs
         failures = await self.lvs.apply(op.virtual_servers)
         if failures:
