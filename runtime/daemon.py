@@ -205,7 +205,7 @@ class Daemon:
 
     # --- apply --------------------------------------------------------------------------------
     async def apply(self, plan: Plan, desired: DaemonSpec, *, initial: bool = False) -> list[str]:
-        """Execute the plan in its order; returns what failed (each failure is also logged)."""
+        """Execute the plan in its order; returns what failed (the caller logs it: start or reload)."""
         failures: list[str] = []
         self.spec = desired
         await self._stop_instances(plan.ops)
