@@ -11,9 +11,8 @@ namespace (reload_lib.monitors), which sees even a delete and re-add millisecond
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,10 @@ from hacc.compiler.cli import main
 from hacc.compiler.review_cli import Report, make_report, report_text
 from harness import Daemon, Lan, MakeLan, Nodes, keepalived_argv, spawn, vrrp_conf, wait_until
 from reload_lib import AddrEvent, monitors
+
+# the review tests' git runner (isolated from the user's git config), not a copy of it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "review"))
+from review_repo import git
 
 VIP = "192.0.2.100"
 NODES2 = "nodes:\n  lb1: {address: 192.0.2.11/24}\n  lb2: {address: 192.0.2.12/24}\n"
@@ -38,20 +41,6 @@ def hacc(*args: str) -> str:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    proc = subprocess.run(
-        ["git", "-c", "user.name=hacc test", "-c", "user.email=test@example.com", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return proc.stdout
 
 
 def committed_site(root: Path, text: str) -> Path:
