@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TREES = ["compiler", "runtime", "tests", "bench"]
+TREES = ["compiler", "runtime", "entry", "tests", "bench"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

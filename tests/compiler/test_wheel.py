@@ -22,6 +22,8 @@ def test_wheel_contains_every_package_and_template(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     tops = {n.split("/")[0] for n in names if not n.startswith("hacc-")}
     assert tops == {"hacc"}, tops
+    # `python -m hacc`; `hacc` itself stays a namespace package (no __init__.py)
+    assert "hacc/__main__.py" in names and "hacc/__init__.py" not in names
     for src_root, pkg in (("compiler", "hacc/compiler"), ("runtime", "hacc/runtime")):
         for py in (ROOT / src_root).rglob("*.py"):
             if "__pycache__" in py.parts:
@@ -39,5 +41,6 @@ def test_wheel_contains_every_package_and_template(tmp_path: Path) -> None:
     assert any(n.endswith(".dist-info/LICENSE") for n in names), "LICENSE missing from the wheel"
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Classifier: License :: OSI Approved :: Apache Software License" in metadata
-    assert "Project-URL: Issues," in metadata
+    # no invented or placeholder URL: hacc has no public home yet (see pyproject)
+    assert "Project-URL:" not in metadata and "OWNER" not in metadata
     assert "Requires-Python: >=3.11" in metadata
