@@ -1,7 +1,8 @@
 """The LVS side of `hacc run`: IPVS virtual servers kept equal to what the specs and the checkers say.
 
 State the daemon owns here, all keyed by identity so a reload can keep it:
-- checkers: on their own thread and event loop (check/thread.py), reporting transitions back here;
+- checkers: in their own process (check/process.py, like keepalived's checker child), reporting
+  transitions back here;
 - `health`: the checkers' verdict per real server, keyed (ServiceKey, DestKey). A real server without
   checkers is always up (keepalived); one whose checkers start in alpha mode starts down.
 - `quorum`: per virtual server, up or down, with hysteresis (ipvs/table.py keeps the rule pure).
@@ -25,8 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hacc.runtime.check.process import CheckerProcess, CheckerProcessError
 from hacc.runtime.check.runner import ServerStatus
-from hacc.runtime.check.thread import CheckerThread
 from hacc.runtime.ipvs.diff import diff
 from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.ipvs.model import IpvsTable, ServiceKey
@@ -68,7 +69,7 @@ class LvsManager:
         self._notify = notify
         self._smtp = smtp  # asked at each transition: a reload may change the smtp settings
         self._on_crash = on_crash
-        self._checkers: CheckerThread[RealServerId] | None = None
+        self._checkers: CheckerProcess[RealServerId] | None = None
         self._lock = asyncio.Lock()
         self._pass_task: asyncio.Task[None] | None = None
         self._wanted = False
@@ -78,9 +79,14 @@ class LvsManager:
     async def open(self) -> None:
         """Connect to IPVS (loading ip_vs like keepalived does); raises NetError when it is unavailable."""
         await self.backend.open()
-        # probes run on their own thread and loop: thousands of them never delay a VRRP advert here
-        self._checkers = CheckerThread(self._on_check)
-        self._checkers.start()
+        # probes run in their own process: thousands of them never delay a VRRP advert here
+        checkers: CheckerProcess[RealServerId] = CheckerProcess(self._on_check)
+        try:
+            await checkers.start()
+        except CheckerProcessError as exc:
+            await self.backend.close()
+            raise NetError(str(exc)) from exc
+        self._checkers = checkers
 
     async def close(self) -> None:
         if self._retry is not None:
@@ -206,12 +212,13 @@ class LvsManager:
     async def status_async(self) -> dict[str, Any]:
         """The same, built on a worker thread: for thousands of real servers the loop only copies the
         one mapping it mutates (`health`); everything else it holds is replaced whole, never edited."""
-        args = (self.specs, dict(self.health), self.quorum, self.kernel, self._checker_view(), self._counters())
+        checks = await self._checkers.status() if self._checkers is not None else {}
+        args = (self.specs, dict(self.health), self.quorum, self.kernel, checks, self._counters())
         return await asyncio.to_thread(_status, *args)
 
     def _checker_view(self) -> Mapping[RealServerId, ServerStatus]:
-        # checker details come from the checker thread's last snapshot (at most a second old): walking
-        # thousands of checkers here would stall VRRP; up/down and weights are this loop's own, live
+        # the checker process's last snapshot (status_async asks for a fresh one): up/down and weights
+        # are this loop's own and live
         return self._checkers.snapshot if self._checkers is not None else {}
 
     def _counters(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import shlex
 import signal
 from dataclasses import dataclass
@@ -44,7 +45,14 @@ async def run_command(
     group: str | None = None,
 ) -> RunResult:
     """Run argv with stdin/stdout/stderr on /dev/null, as `user`/`group` when given (script_user);
-    kill its process group after `timeout` s."""
+    kill its process group after `timeout` s. A user without a group runs with the user's primary
+    group (keepalived's set_script_uid_gid), never with the daemon's (root's)."""
+    run_group: str | int | None = group
+    if user is not None and group is None:
+        try:
+            run_group = pwd.getpwnam(user).pw_gid
+        except KeyError:
+            return RunResult(tuple(argv), None, error=f"no such user: {user}")
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -54,7 +62,7 @@ async def run_command(
             start_new_session=True,
             env=env,
             user=user,
-            group=group,
+            group=run_group,
             extra_groups=[] if user is not None else None,
         )
     except OSError as exc:

@@ -85,10 +85,10 @@ def secure_spec(spec: DaemonSpec, defs: GlobalDefs) -> tuple[DaemonSpec, list[st
     if not defs.enable_script_security:
         return _with_user(spec, run_as), problems
 
-    def ok(what: str, command: str | None) -> bool:
+    def ok(what: str, command: str | None, uid: int | None = None) -> bool:
         if command is None:
             return True
-        why = script_problem(command, run_as.uid)
+        why = script_problem(command, run_as.uid if uid is None else uid)
         if why is not None:
             problems.append(f"{what}: script refused (enable_script_security): {why}")
         return why is None
@@ -116,7 +116,10 @@ def secure_spec(spec: DaemonSpec, defs: GlobalDefs) -> tuple[DaemonSpec, list[st
         for rs in vs.real_servers:
             where = f"virtual_server {vs.key} real_server {rs.key}"
             checkers = tuple(
-                c for c in rs.checkers if not isinstance(c, MiscSpec) or ok(f"{where} MISC_CHECK", " ".join(c.argv))
+                c
+                for c in rs.checkers
+                if not isinstance(c, MiscSpec)
+                or ok(f"{where} MISC_CHECK", " ".join(c.argv), RunAs(c.user).uid if c.user is not None else None)
             )
             real_servers.append(
                 dataclasses.replace(
@@ -150,4 +153,23 @@ def _with_user(spec: DaemonSpec, run_as: RunAs) -> DaemonSpec:
         dataclasses.replace(i, notify=dataclasses.replace(i.notify, user=run_as.user, group=run_as.group))
         for i in spec.instances
     )
-    return dataclasses.replace(spec, scripts=scripts, instances=instances)
+    # a MISC_CHECK without its own `user` runs as script_user too (keepalived's default for every script)
+    virtual_servers = tuple(
+        dataclasses.replace(
+            vs,
+            real_servers=tuple(
+                dataclasses.replace(
+                    rs,
+                    checkers=tuple(
+                        dataclasses.replace(c, user=run_as.user, group=run_as.group)
+                        if isinstance(c, MiscSpec) and c.user is None
+                        else c
+                        for c in rs.checkers
+                    ),
+                )
+                for rs in vs.real_servers
+            ),
+        )
+        for vs in spec.virtual_servers
+    )
+    return dataclasses.replace(spec, scripts=scripts, instances=instances, virtual_servers=virtual_servers)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import heapq
 import logging
 import random as _random
@@ -32,7 +33,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from hacc.runtime.check import probes
+from hacc.runtime.check import engine, probes
 from hacc.runtime.check.spec import CheckerSpec, HttpSpec, TcpSpec
 from hacc.runtime.check.state import (
     BOOTSTRAP_DELAY,
@@ -90,6 +91,7 @@ class _Job(Generic[K]):
     key: K
     server: RealServerChecks
     checker: CheckerState
+    cancel: Callable[[], object] | None = None  # set once its probe runs
 
 
 class CheckRunner(Generic[K]):
@@ -100,13 +102,16 @@ class CheckRunner(Generic[K]):
         on_change: OnChange[K],
         *,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
-        probe: Probe = probes.probe,
+        probe: Probe | None = None,
         random: Callable[[], float] = _random.random,
         bootstrap_delay: float = BOOTSTRAP_DELAY,
     ) -> None:
         self._on_change = on_change
         self._max = max(1, max_concurrent)
-        self._probe = probe
+        # the default: TCP_CHECK and plain HTTP_GET on the epoll engine (no task per probe), the rest
+        # as tasks; an injected `probe` (tests, fakes) runs everything as tasks
+        self._probe: Probe = probe or probes.probe
+        self._engine = engine.SocketProbes(asyncio.get_running_loop()) if probe is None else None
         self._random = random
         self._bootstrap_delay = bootstrap_delay
         self._loop = asyncio.get_running_loop()
@@ -117,10 +122,12 @@ class CheckRunner(Generic[K]):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ready: collections.deque[_Job[K]] = collections.deque()
-        self._running: dict[asyncio.Task[ProbeResult], _Job[K]] = {}
+        self._running: dict[int, _Job[K]] = {}  # by probe number
+        self._probe_seq = 0
+        self._tasks: set[asyncio.Task[ProbeResult]] = set()  # probes running as tasks (SSL_GET, MISC_CHECK)
         # counters
         self.probes_started = 0
-        self.probe_errors = 0  # probes that raised or overran their own limits (a bug, not a failed check)
+        self._probe_errors = 0
         self.max_queued = 0
 
     # -- public API -------------------------------------------------------------------------
@@ -141,12 +148,11 @@ class CheckRunner(Generic[K]):
         specs = tuple(specs)
         same = specs == server.specs
         outputs = server.reconfigure(self._loop.time(), specs)
-        for task, job in list(self._running.items()):
-            if job.key == key and not any(c is job.checker for c in server.checkers):
-                task.cancel()
+        self._cancel(lambda job: job.key == key and not any(c is job.checker for c in server.checkers))
         self._ready = collections.deque(j for j in self._ready if self._live(j))
         self._report(key, outputs)
         self._schedule(key)
+        self._start_ready()
         self._arm()
         return same
 
@@ -155,10 +161,9 @@ class CheckRunner(Generic[K]):
         if self._servers.pop(key, None) is None:
             return
         self._scheduled.pop(key, None)
-        for task, job in list(self._running.items()):
-            if job.key == key:
-                task.cancel()
+        self._cancel(lambda job: job.key == key)
         self._ready = collections.deque(j for j in self._ready if j.key != key)
+        self._start_ready()
         self._arm()
 
     def keys(self) -> tuple[K, ...]:
@@ -170,6 +175,11 @@ class CheckRunner(Generic[K]):
 
     def status(self) -> dict[K, ServerStatus]:
         return {key: self.server(key) for key in self._servers}
+
+    @property
+    def probe_errors(self) -> int:
+        """Probes that raised or overran their own limits (a bug, not a failed check)."""
+        return self._probe_errors + (self._engine.errors if self._engine is not None else 0)
 
     @property
     def running(self) -> int:
@@ -193,9 +203,11 @@ class CheckRunner(Generic[K]):
         self._scheduled.clear()
         self._heap.clear()
         self._ready.clear()
-        tasks = list(self._running)
-        for task in tasks:
-            task.cancel()
+        tasks = list(self._tasks)
+        self._cancel(lambda job: True)
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         if tasks:
             await asyncio.wait(tasks, timeout=10)
 
@@ -250,6 +262,14 @@ class CheckRunner(Generic[K]):
         self._start_ready()
         self._arm()
 
+    def _cancel(self, which: Callable[[_Job[K]], bool]) -> None:
+        """Abandon the running probes of the jobs `which` selects (their slots are free at once)."""
+        for number, job in list(self._running.items()):
+            if which(job):
+                del self._running[number]
+                if job.cancel is not None:
+                    job.cancel()
+
     def _start_ready(self) -> None:
         now = self._loop.time()
         while self._ready and len(self._running) < self._max:
@@ -258,10 +278,24 @@ class CheckRunner(Generic[K]):
                 continue
             job.server.probe_started(now, job.checker)
             self.probes_started += 1
+            self._probe_seq += 1
+            number = self._probe_seq
+            self._running[number] = job
+            done = functools.partial(self._probe_finished, number)
             spec = job.checker.spec
-            task = self._loop.create_task(self._run_probe(spec), name=f"check:{spec.describe()}")
-            self._running[task] = job
-            task.add_done_callback(self._probe_finished)
+            if self._engine is not None and isinstance(spec, TcpSpec | HttpSpec) and engine.handles(spec):
+                handle = self._engine.start(spec, done)  # never calls `done` before it returns
+                job.cancel = functools.partial(self._engine.cancel, handle)
+            else:
+                task = self._loop.create_task(self._run_probe(spec), name=f"check:{spec.describe()}")
+                self._tasks.add(task)
+                task.add_done_callback(functools.partial(self._task_finished, done))
+                job.cancel = task.cancel
+
+    def _task_finished(self, done: Callable[[ProbeResult], None], task: asyncio.Task[ProbeResult]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            done(task.result())
 
     async def _run_probe(self, spec: CheckerSpec) -> ProbeResult:
         started = self._loop.time()
@@ -269,23 +303,22 @@ class CheckRunner(Generic[K]):
             async with asyncio.timeout(probe_limit(spec)):
                 return await self._probe(spec)
         except TimeoutError:
-            self.probe_errors += 1
+            self._probe_errors += 1
             log.error("%s: probe overran its own time limits; counted as a failure", spec.describe())
             return ProbeResult(False, "probe overran its time limit", elapsed=self._loop.time() - started)
         except Exception as exc:  # a probe bug must not stop every other checker
-            self.probe_errors += 1
+            self._probe_errors += 1
             log.exception("%s: probe raised", spec.describe())
             return ProbeResult(False, f"probe error: {exc!r}", elapsed=self._loop.time() - started)
 
-    def _probe_finished(self, task: asyncio.Task[ProbeResult]) -> None:
-        job = self._running.pop(task, None)
-        if job is None or task.cancelled():
-            self._start_ready()
-            self._arm()
-            return
+    def _probe_finished(self, number: int, result: ProbeResult) -> None:
+        job = self._running.pop(number, None)
+        if job is None:
+            return  # cancelled: its slot was freed then
         if self._live(job):
-            outputs = job.server.probe_done(self._loop.time(), job.checker, task.result())
-            self._report(job.key, outputs)
+            outputs = job.server.probe_done(self._loop.time(), job.checker, result)
+            if outputs:
+                self._report(job.key, outputs)
             self._schedule(job.key)
         self._start_ready()
         self._arm()

@@ -112,6 +112,8 @@ class MiscSpec:
     timeout: float
     timing: Timing
     dynamic: bool = False
+    user: str | None = None  # run as (the checker's `user`, else global_defs script_user); None: hacc's user
+    group: str | None = None
     kind: Literal["MISC_CHECK"] = "MISC_CHECK"
 
     def describe(self) -> str:
@@ -232,14 +234,14 @@ def _spec(
         if not argv:
             errors.append(f"{where}: misc_path is empty")
             return None
-        if check.user is not None:
-            warnings.append(f"{where}: user {check.user} is not supported; the script runs as hacc's user")
         return MiscSpec(
             argv=argv,
             # keepalived: without misc_timeout the script may run for the *virtual server's* delay_loop
             timeout=check.misc_timeout if check.misc_timeout is not None else vs.delay_loop,
             timing=_timing(check),
             dynamic=check.misc_dynamic,
+            user=check.user,
+            group=check.group,
         )
     # UnsupportedCheck: the reader already warned that it is kept but never run
     return None

@@ -211,8 +211,12 @@ class RealServerChecks:
         return [ServerChange(up, weight, reason)]
 
     def next_deadline(self) -> float | None:
-        deadlines = [c.deadline for c in self.checkers if c.phase == "waiting" and c.deadline is not None]
-        return min(deadlines) if deadlines else None
+        best: float | None = None
+        for c in self.checkers:  # called after every probe: no list built
+            deadline = c.deadline
+            if deadline is not None and c.phase == "waiting" and (best is None or deadline < best):
+                best = deadline
+        return best
 
     def take_due(self, now: float) -> list[CheckerState]:
         """Checkers whose probe is due; they wait for `probe_started` (the shell may queue them)."""
@@ -235,6 +239,8 @@ class RealServerChecks:
         if checker.started is None:
             checker.started = now
         change = checker.record(now, result)
+        if change is None and not isinstance(checker.spec, MiscSpec):
+            return []  # neither up/down nor a weight moved: the aggregate cannot have (the common case)
         outputs: list[Output] = []
         reason = f"{checker.spec.describe()}: {result.detail}"
         if change is not None:

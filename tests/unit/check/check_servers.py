@@ -12,7 +12,7 @@ import datetime
 import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,3 +142,12 @@ def tls_context(directory: Path) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+async def wait_for(condition: Callable[[], bool], limit: float = 30.0) -> None:
+    """Poll until `condition` holds; fail after `limit` seconds (a bound, not a speed requirement)."""
+    for _ in range(int(limit / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import hashlib
 import os
+import pwd
 import socket
 import stat
 from collections.abc import Coroutine
@@ -333,6 +335,28 @@ def test_misc_timeout_signal_and_missing_script(tmp_path: Path) -> None:
     assert not killed.ok and killed.detail == "killed by signal 15"
     assert not denied.ok and "ermission denied" in denied.detail
     assert os.access(sleeper, os.X_OK)
+
+
+def test_misc_check_runs_as_its_user_and_group() -> None:
+    # MISC_CHECK `user nobody [group]`: the script's uid and gid are the user's, not hacc's (root)
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    argv = ["/bin/sh", "-c", f'test "$(id -u)" = {nobody.pw_uid} && test "$(id -g)" = {nobody.pw_gid}']
+
+    def as_user(user: str | None, group: str | None = None) -> MiscSpec:
+        return MiscSpec(argv=tuple(argv), timeout=5, timing=TIMING, user=user, group=group)
+
+    async def go() -> list[ProbeResult]:
+        return [
+            await probes.misc_probe(as_user("nobody", group)),
+            await probes.misc_probe(as_user("nobody")),
+            await probes.misc_probe(as_user(None)),
+        ]
+
+    with_group, user_only, as_hacc = run(go())
+    assert with_group.ok and with_group.exit_code == 0
+    assert user_only.ok  # the user's primary group
+    assert os.geteuid() != nobody.pw_uid and not as_hacc.ok and as_hacc.exit_code == 1
 
 
 def test_probe_dispatches_by_kind(tmp_path: Path) -> None:

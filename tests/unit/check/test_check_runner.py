@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import stat
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from check_servers import Reply, http_server
+from check_servers import Reply, http_server, wait_for
 from hacc.runtime.check import probes
 from hacc.runtime.check.runner import CheckRunner
 from hacc.runtime.check.spec import CheckerSpec, Endpoint, HttpSpec, MiscSpec, StatusCodes, TcpSpec, Timing, UrlSpec
@@ -26,15 +26,6 @@ FAST = Timing(delay_loop=0.2, retry=1, delay_before_retry=0.1)
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def wait_for(condition: Callable[[], bool], limit: float = 15.0) -> None:
-    """Poll until `condition` holds; fail after `limit` seconds (a bound, not a speed requirement)."""
-    for _ in range(int(limit / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 async def wait_len(items: list[Event], n: int) -> None:

@@ -159,7 +159,7 @@ def test_fwmark_real_server_needs_connect_port() -> None:
     assert result.errors[0].startswith("t.conf:")
 
 
-def test_invalid_digest_family_mismatch_and_user_are_reported() -> None:
+def test_invalid_digest_and_family_mismatch_are_reported_and_user_is_kept() -> None:
     result = specs_of(
         """
         virtual_server 192.0.2.100 80 {
@@ -185,7 +185,9 @@ def test_invalid_digest_family_mismatch_and_user_are_reported() -> None:
     assert [type(s).__name__ for s in result.specs] == ["MiscSpec"]
     assert any("digest '1234' is not 32 hex digits" in e for e in result.errors)
     assert any("not the same family" in e for e in result.errors)
-    assert any("user nobody is not supported" in w for w in result.warnings)
+    misc = result.specs[0]
+    assert isinstance(misc, MiscSpec) and misc.user == "nobody" and misc.group is None
+    assert result.warnings == ()
 
 
 def test_equality_covers_probing_not_startup() -> None:
