@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from .errors import Diagnostic, Loc, Severity, SiteError, format_loc
 from .model import UNION_FORMS, Site
 from .positions import PositionIndex
+from .schema_export import site_schema
 
 EXTENSION_PREFIX = "x-"  # top-level keys hacc ignores: anchors for merge keys live there
 MERGE_KEY = "<<"
@@ -202,7 +203,8 @@ def _merge(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Any:
 
 @cache
 def _schema() -> dict[str, Any]:
-    return Site.model_json_schema(by_alias=True)
+    # the published schema (dict values under additionalProperties whatever the key), not pydantic's raw one
+    return site_schema()
 
 
 def _resolve(schema: dict[str, Any]) -> list[dict[str, Any]]:

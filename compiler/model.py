@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 # --- scalar types -----------------------------------------------------------------------------------
 
@@ -200,21 +200,90 @@ def _vip(value: str) -> str:
     return str(iface)
 
 
-SafeName = Annotated[str, AfterValidator(_safe_name)]
-UnitName = Annotated[str, AfterValidator(_unit)]
-IfName = Annotated[str, AfterValidator(_ifname)]
-ParamName = Annotated[str, AfterValidator(_param)]
-Email = Annotated[str, AfterValidator(_email)]
-Host = Annotated[str, AfterValidator(_host)]
-Command = Annotated[str, AfterValidator(_command)]
-AbsPath = Annotated[str, AfterValidator(_abs_path)]
-IPv4 = Annotated[str, AfterValidator(_ipv4)]
-IPv4Iface = Annotated[str, AfterValidator(_ipv4_interface)]
+def _shape(pattern: str, description: str, *examples: str, title: str | None = None) -> WithJsonSchema:
+    """What editors see of a string a validator checks: the same shape as a JSON Schema pattern (the validator
+    above it stays the judge and explains), a description and examples (yaml-language-server shows both)."""
+    schema: dict[str, Any] = {
+        "type": "string",
+        "pattern": pattern,
+        "description": description,
+        "examples": list(examples),
+    }
+    # VS Code's keyword, which yaml-language-server shows instead of the raw pattern
+    schema["patternErrorMessage"] = f"expected {description}, like {examples[0]}"
+    if title is not None:
+        schema["title"] = title
+    return WithJsonSchema(schema)
+
+
+_V4_PREFIX = rf"(?:3[0-2]|[12]?[0-9]|{_CANON_V4.pattern})"  # a length or a netmask, as ipaddress reads it
+
+SafeName = Annotated[
+    str,
+    AfterValidator(_safe_name),
+    _shape(_SAFE_NAME.pattern, "a name: 1-32 letters, digits, '_' or '-', starting with a letter", "lb1", "web"),
+]
+UnitName = Annotated[
+    str,
+    AfterValidator(_unit),
+    _shape(_UNIT.pattern, "a service unit name (letters, digits, '_.@-')", "haproxy.service", "api-worker@1.service"),
+]
+IfName = Annotated[
+    str, AfterValidator(_ifname), _shape(_IFNAME.pattern, "a network interface name (1-15 characters)", "eth0")
+]
+ParamName = Annotated[
+    str,
+    AfterValidator(_param),
+    _shape(_PARAM.pattern, "a keepalived $PARAMETER name: A-Z, 0-9 and '_'", "VRRP_PASS"),
+]
+Email = Annotated[str, AfterValidator(_email), _shape(_EMAIL.pattern, "an e-mail address", "ops@example.com")]
+Host = Annotated[
+    str,
+    AfterValidator(_host),
+    _shape(
+        r"^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$",
+        "an IP address or a host name",
+        "192.0.2.25",
+        "smtp.example.com",
+    ),
+]
+Command = Annotated[
+    str,
+    AfterValidator(_command),
+    _shape(
+        r'^[^"\x00-\x1f\x7f]*[^"\x00-\x20\x7f][^"\x00-\x1f\x7f]*$',
+        "a command line keepalived runs without a shell: a program and its arguments, no pipes, redirections, "
+        "globs or $variables, no double quotes",
+        "/usr/bin/killall -0 haproxy",
+    ),
+]
+AbsPath = Annotated[
+    str,
+    AfterValidator(_abs_path),
+    _shape(
+        r'^/[^"\x00-\x20\x7f#!{}]*$',
+        "an absolute path without spaces, quotes or the characters keepalived.conf reads specially (# ! { })",
+        "/etc/keepalived/down",
+    ),
+]
+IPv4 = Annotated[
+    str, AfterValidator(_ipv4), _shape(f"^{_CANON_V4.pattern}$", "an IPv4 address (dotted quad)", "192.0.2.21")
+]
+IPv4Iface = Annotated[
+    str,
+    AfterValidator(_ipv4_interface),
+    _shape(
+        f"^{_CANON_V4.pattern}/{_V4_PREFIX}$",
+        "an IPv4 address with its prefix length (the prefix gives the L2 subnet)",
+        "192.0.2.11/24",
+    ),
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Priority = Annotated[int, Field(ge=1, le=254)]
 Vrid = Annotated[int, Field(ge=1, le=255)]
 Weight = Annotated[int, Field(ge=-253, le=253)]
-ScriptSeconds = Annotated[int, BeforeValidator(_whole_seconds), Field(ge=1, le=3600)]
+# the range before the validator: after it, pydantic would export the bounds as stray "ge"/"le" keys
+ScriptSeconds = Annotated[int, Field(ge=1, le=3600), BeforeValidator(_whole_seconds)]
 
 
 def _has(kinds: list[str]) -> str:
@@ -230,22 +299,34 @@ class StrictModel(BaseModel):
 # --- VRRP settings ---------------------------------------------------------------------------------
 
 
+# What each VRRP knob means, the same for a service's override and the site default (keepalived keyword in
+# parentheses where the name differs or the value is written as is).
+_VRRP_DOC = {
+    "advert_int": "advertisement interval in seconds (advert_int): VRRPv2 whole seconds up to 255, v3 up to 40.95",
+    "vrrp_version": "VRRP version: 2 (RFC 3768) or 3 (RFC 5798, sub-second advert_int)",
+    "garp_master_delay": "seconds after becoming MASTER before the second burst of gratuitous ARPs (garp_master_delay)",
+    "preempt": "a node with a higher priority takes mastership back (false writes nopreempt)",
+    "preempt_delay": "seconds after start-up before this node preempts a lower-priority master (preempt_delay)",
+    "unicast": "send adverts to the peers' addresses (unicast_peer) instead of multicast 224.0.0.18",
+    "priority": "priority of the preferred (first) node (1-254)",
+    "priority_step": "priority drop for each later node in a service's nodes list",
+}
+
+
 class VrrpSettings(StrictModel):
     """VRRP knobs a service may override; unset fields fall back to `defaults`."""
 
     interface: IfName | None = Field(
         None, description="VRRP interface; by default each node's interface whose subnet holds the VIPs"
     )
-    advert_int: float | None = Field(
-        None, gt=0, le=255, description="advertisement interval (s): v2 whole seconds up to 255, v3 up to 40.95"
-    )
-    vrrp_version: Literal[2, 3] | None = None
-    garp_master_delay: int | None = Field(None, ge=0, le=255, description="second GARP burst delay (s)")
-    preempt: bool | None = Field(None, description="a higher-priority node takes mastership back")
-    preempt_delay: float | None = Field(None, ge=0, le=1000)
-    unicast: bool | None = Field(None, description="send adverts to the peers' addresses, not multicast")
-    priority: Priority | None = Field(None, description="priority of the preferred (first) node")
-    priority_step: int | None = Field(None, ge=1, le=100, description="priority drop per later node")
+    advert_int: float | None = Field(None, gt=0, le=255, description=_VRRP_DOC["advert_int"])
+    vrrp_version: Literal[2, 3] | None = Field(None, description=_VRRP_DOC["vrrp_version"])
+    garp_master_delay: int | None = Field(None, ge=0, le=255, description=_VRRP_DOC["garp_master_delay"])
+    preempt: bool | None = Field(None, description=_VRRP_DOC["preempt"])
+    preempt_delay: float | None = Field(None, ge=0, le=1000, description=_VRRP_DOC["preempt_delay"])
+    unicast: bool | None = Field(None, description=_VRRP_DOC["unicast"])
+    priority: Priority | None = Field(None, description=_VRRP_DOC["priority"])
+    priority_step: int | None = Field(None, ge=1, le=100, description=_VRRP_DOC["priority_step"])
 
 
 class Defaults(VrrpSettings):
@@ -254,20 +335,22 @@ class Defaults(VrrpSettings):
     interface: IfName = Field(
         "eth0", description="main interface of every node that does not name its own (nodes.X.interface)"
     )
-    advert_int: float = Field(1.0, gt=0, le=255)
-    vrrp_version: Literal[2, 3] = 2
-    garp_master_delay: int = Field(5, ge=0, le=255)
-    preempt: bool = True
-    preempt_delay: float = Field(0.0, ge=0, le=1000)
-    unicast: bool = False
-    priority: Priority = 100
-    priority_step: int = Field(10, ge=1, le=100)
+    advert_int: float = Field(1.0, gt=0, le=255, description=_VRRP_DOC["advert_int"])
+    vrrp_version: Literal[2, 3] = Field(2, description=_VRRP_DOC["vrrp_version"])
+    garp_master_delay: int = Field(5, ge=0, le=255, description=_VRRP_DOC["garp_master_delay"])
+    preempt: bool = Field(True, description=_VRRP_DOC["preempt"])
+    preempt_delay: float = Field(0.0, ge=0, le=1000, description=_VRRP_DOC["preempt_delay"])
+    unicast: bool = Field(False, description=_VRRP_DOC["unicast"])
+    priority: Priority = Field(100, description=_VRRP_DOC["priority"])
+    priority_step: int = Field(10, ge=1, le=100, description=_VRRP_DOC["priority_step"])
 
 
 class Auth(StrictModel):
     """VRRP authentication by secret reference: the value lives in a node-local file, never in git."""
 
-    type: Literal["PASS", "AH"]
+    type: Literal["PASS", "AH"] = Field(
+        description="auth_type: PASS (a password in every advert, at most 8 characters) or AH (IPsec AH)"
+    )
     secret: ParamName = Field(description="keepalived parameter holding the password, e.g. VRRP_PASS")
     secrets_file: AbsPath = Field(
         "/etc/keepalived/secrets.conf",
@@ -276,13 +359,17 @@ class Auth(StrictModel):
 
 
 class Notification(StrictModel):
-    email: list[Email] = Field(default_factory=list)
-    from_: Email | None = Field(None, alias="from")
-    smtp_server: Host | None = None
-    smtp_port: Port = 25
-    smtp_connect_timeout: int = Field(30, ge=1, le=300)
+    """Who hears of a transition: e-mail (keepalived's own, and notify.sh's) and how units are managed."""
+
+    email: list[Email] = Field(default_factory=list, description="addresses mailed on transitions (notification_email)")
+    from_: Email | None = Field(None, alias="from", description="sender of the mails (notification_email_from)")
+    smtp_server: Host | None = Field(None, description="SMTP server the mails go through (smtp_server)")
+    smtp_port: Port = Field(25, description="port of the SMTP server")
+    smtp_connect_timeout: int = Field(30, ge=1, le=300, description="seconds allowed to connect to the SMTP server")
     smtp_alert: bool = Field(True, description="keepalived mails on every transition (needs email)")
-    service_manager: Literal["systemd", "sysv"] = "systemd"
+    service_manager: Literal["systemd", "sysv"] = Field(
+        "systemd", description="how notify.sh starts and stops units: systemctl (systemd) or service (sysv)"
+    )
     config_dir: AbsPath = Field("/etc/keepalived", description="where a node's generated directory is deployed")
 
     @model_validator(mode="after")
@@ -294,6 +381,8 @@ class Notification(StrictModel):
 
 
 class Node(StrictModel):
+    """A load balancer: its address on the main interface, and its other interfaces."""
+
     address: IPv4Iface = Field(description="primary address with prefix on the node's main interface")
     interface: IfName | None = Field(None, description="main interface (default: defaults.interface)")
     router_id: SafeName | None = Field(None, description="keepalived router_id (default: node name)")
@@ -308,12 +397,14 @@ class Check(StrictModel):
     script: Command | None = Field(None, description="command run by keepalived without a shell; exit 0 = ok")
     file: AbsPath | None = Field(None, description="maintenance file: the check fails while it exists")
     interface: IfName | None = Field(None, description="tracked interface: the check fails while it is down")
-    interval: ScriptSeconds = 2
-    timeout: ScriptSeconds | None = None
+    interval: ScriptSeconds = Field(2, description="seconds between two runs of a script check (interval)")
+    timeout: ScriptSeconds | None = Field(
+        None, description="seconds a script run may take before it counts as failed (unset: keepalived's default)"
+    )
     weight: Weight = Field(0, description="priority change; 0 means failure puts the instance in FAULT")
-    rise: int = Field(2, ge=1, le=100)
-    fall: int = Field(2, ge=1, le=100)
-    user: SafeName | None = None
+    rise: int = Field(2, ge=1, le=100, description="successes in a row before a failed check is ok again")
+    fall: int = Field(2, ge=1, le=100, description="failures in a row before an ok check fails")
+    user: SafeName | None = Field(None, description="user the script runs as (unset: keepalived's script_user)")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Check:
@@ -339,15 +430,29 @@ def _vip_spec(value: Any) -> Any:
     return {"address": value} if isinstance(value, str) else value
 
 
+VipAddress = Annotated[
+    str,
+    AfterValidator(_vip),
+    _shape(
+        f"^{_CANON_V4.pattern}(?:/{_V4_PREFIX})?$",
+        "a VIP: an IPv4 address, optionally with a prefix length (default /32)",
+        "192.0.2.100/24",
+        title="VIP",
+    ),
+]
+
+
 class VipSpec(StrictModel):
-    address: Annotated[str, AfterValidator(_vip)]
+    """A VIP with settings: the interface it goes on and its label."""
+
+    address: VipAddress = Field(description="the VIP, ADDRESS or ADDRESS/PREFIX (default prefix /32)")
     dev: IfName | None = Field(None, description="interface to add the VIP on (default: the service's VRRP interface)")
-    label: Annotated[str, AfterValidator(_label)] | None = Field(
-        None, description="interface label; must start with the interface name"
+    label: Annotated[str, AfterValidator(_label), _shape(_LABEL.pattern, "an interface label", "eth0:web")] | None = (
+        Field(None, description="interface label; must start with the interface name")
     )
 
 
-Vip = Annotated[VipSpec, BeforeValidator(_vip_spec, json_schema_input_type=str | VipSpec)]
+Vip = Annotated[VipSpec, BeforeValidator(_vip_spec, json_schema_input_type=VipAddress | VipSpec)]
 
 
 def _vip_set(value: Any) -> Any:
@@ -359,10 +464,18 @@ VipSet = Annotated[list[Vip], BeforeValidator(_vip_set, json_schema_input_type=V
 
 
 class HttpGet(StrictModel):
-    path: Annotated[str, AfterValidator(_url_path)] = "/"
-    status_code: int | None = Field(200, ge=100, le=599)
+    """HTTP_GET / SSL_GET: request one URL and expect a status code (or a body digest)."""
+
+    path: Annotated[
+        str,
+        AfterValidator(_url_path),
+        _shape(f"^{_URL_PATH_OK.pattern}$", "a URL path: printable ASCII without spaces, quotes or # ! { }", "/"),
+    ] = Field("/", description="URL path requested (url { path })", examples=["/healthz"])
+    status_code: int | None = Field(
+        200, ge=100, le=599, description="expected HTTP status (null: not written, keepalived accepts any 2xx)"
+    )
     digest: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="MD5 of the body (genhash)")
-    virtualhost: Host | None = None
+    virtualhost: Host | None = Field(None, description="Host header sent with the request (virtualhost)")
 
 
 LbAlgo = Literal["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"]
@@ -371,24 +484,34 @@ LvsProtocol = Literal["TCP", "UDP"]
 
 
 class TcpCheck(StrictModel):
+    """TCP_CHECK: the real server accepts a TCP connection."""
+
     port: Port | None = Field(None, description="connect_port (default: the real server's port)")
 
 
 class MiscCheck(StrictModel):
+    """MISC_CHECK: a command judges the real server by its exit status."""
+
     path: Command = Field(description="command line run without a shell; exit 0 = healthy")
-    timeout: int | None = Field(None, ge=1, le=3600)
+    timeout: int | None = Field(
+        None, ge=1, le=3600, description="seconds the command may run before it counts as failed (misc_timeout)"
+    )
     dynamic: bool = Field(False, description="exit codes 2-255 set the weight to code-2")
-    user: SafeName | None = None
+    user: SafeName | None = Field(None, description="user the command runs as (unset: keepalived's script_user)")
 
 
 class HealthCheck(StrictModel):
-    http_get: HttpGet | None = None
-    ssl_get: HttpGet | None = None
-    tcp: TcpCheck | None = None
-    misc: MiscCheck | None = None
-    connect_timeout: int | None = Field(None, ge=1, le=300)
-    retry: int | None = Field(None, ge=0, le=100)
-    delay_before_retry: int | None = Field(None, ge=0, le=3600)
+    """A real server's health check: exactly one of http_get, ssl_get, tcp or misc, and its timing."""
+
+    http_get: HttpGet | None = Field(None, description="HTTP_GET: request a URL, expect a status or digest")
+    ssl_get: HttpGet | None = Field(None, description="SSL_GET: as http_get, over TLS")
+    tcp: TcpCheck | None = Field(None, description="TCP_CHECK: a TCP connection is accepted")
+    misc: MiscCheck | None = Field(None, description="MISC_CHECK: a command's exit status")
+    connect_timeout: int | None = Field(
+        None, ge=1, le=300, description="seconds allowed to connect (unset: keepalived's default)"
+    )
+    retry: int | None = Field(None, ge=0, le=100, description="retries before the real server is marked down")
+    delay_before_retry: int | None = Field(None, ge=0, le=3600, description="seconds between two retries")
     port: Port | None = Field(None, description="connect_port for HTTP/SSL checks")
 
     @model_validator(mode="after")
@@ -406,8 +529,16 @@ class HealthCheck(StrictModel):
 
 
 class Endpoint(StrictModel):
-    address: IPv4
-    port: Port
+    """An address and a port."""
+
+    address: IPv4 = Field(description="IPv4 address")
+    port: Port = Field(description="TCP or UDP port")
+
+
+EndpointText = Annotated[
+    str,
+    _shape(f"^{_CANON_V4.pattern}:[0-9]{{1,5}}$", "ADDRESS:PORT", "192.0.2.250:80", title="ADDRESS:PORT"),
+]
 
 
 def _endpoint(value: Any) -> Any:
@@ -420,28 +551,48 @@ def _endpoint(value: Any) -> Any:
 
 
 class RealServer(StrictModel):
-    address: IPv4
+    """A server behind the virtual server, and how its health is checked."""
+
+    address: IPv4 = Field(description="the real server's address")
     port: Port | None = Field(None, description="default: the virtual server's port")
-    weight: int = Field(1, ge=0, le=65535)
+    weight: int = Field(1, ge=0, le=65535, description="IPVS weight: its share of new connections (0: none)")
     inhibit_on_failure: bool = Field(False, description="set weight 0 on failure instead of removing it")
-    check: HealthCheck | None = None
+    check: HealthCheck | None = Field(None, description="health check; without one the real server is always in")
 
 
 class VirtualServer(StrictModel):
+    """An LVS virtual server on the service's VIP: IPVS balances it over the healthy real servers."""
+
     ip: IPv4 | None = Field(None, description="default: the service's first VIP")
-    port: Port | None = None
-    fwmark: int | None = Field(None, ge=1, le=2**32 - 1)
-    protocol: LvsProtocol = "TCP"
-    delay_loop: int = Field(6, ge=1, le=3600)
-    lb_algo: LbAlgo = "wlc"
-    lb_kind: LbKind = "DR"
+    port: Port | None = Field(None, description="the virtual server's port (or use fwmark)")
+    fwmark: int | None = Field(
+        None, ge=1, le=2**32 - 1, description="balance packets with this firewall mark instead of ip/port"
+    )
+    protocol: LvsProtocol = Field("TCP", description="TCP or UDP")
+    delay_loop: int = Field(6, ge=1, le=3600, description="seconds between two health checks of a real server")
+    lb_algo: LbAlgo = Field(
+        "wlc",
+        description="IPVS scheduler: rr round robin, wrr weighted rr, lc least connections, wlc weighted lc, "
+        "lblc locality-based lc, lblcr lblc with replication, dh destination hashing, sh source hashing, "
+        "sed shortest expected delay, nq never queue, fo weighted failover, ovf weighted overflow, "
+        "mh maglev hashing",
+    )
+    lb_kind: LbKind = Field(
+        "DR", description="forwarding: DR direct routing (real servers hold the VIP on lo), NAT, TUN (IP-in-IP)"
+    )
     persistence_timeout: int | None = Field(
         None, ge=1, le=2678400, description="seconds; keepalived's maximum is 31 days"
     )
-    quorum: int | None = Field(None, ge=1)
-    hysteresis: int | None = Field(None, ge=0)
-    sorry_server: Annotated[Endpoint, BeforeValidator(_endpoint, json_schema_input_type=str | Endpoint)] | None = None
-    real_servers: list[RealServer] = Field(min_length=1)
+    quorum: int | None = Field(
+        None, ge=1, description="minimum total weight of the healthy real servers for the service to be up"
+    )
+    hysteresis: int | None = Field(
+        None, ge=0, description="weight tolerated around quorum before it counts as lost or regained"
+    )
+    sorry_server: (
+        Annotated[Endpoint, BeforeValidator(_endpoint, json_schema_input_type=EndpointText | Endpoint)] | None
+    ) = Field(None, description="where traffic goes while every real server is down (ADDRESS:PORT)")
+    real_servers: list[RealServer] = Field(min_length=1, description="the servers IPVS balances over")
 
     @model_validator(mode="after")
     def _address_or_fwmark(self) -> VirtualServer:
@@ -465,6 +616,8 @@ def _as_list(value: Any) -> Any:
 
 
 class Service(VrrpSettings):
+    """VIPs kept highly available by VRRP on some nodes: one instance (mb) or one per node (mm)."""
+
     mode: Literal["mm", "mb"] = Field(description="mm: master-master, mb: master-backup")
     nodes: list[SafeName] = Field(min_length=1, description="preference order: the first is preferred")
     vips: list[VipSet] = Field(min_length=1, description="mb: the VIPs; mm: one VIP set per node, in order")
@@ -474,7 +627,9 @@ class Service(VrrpSettings):
     priorities: dict[SafeName, Priority] | None = Field(None, description="explicit priority per node (mb)")
     units: list[UnitName] = Field(default_factory=list, description="units started/stopped on transitions")
     track: list[SafeName] = Field(default_factory=list, description="names of checks this service tracks")
-    virtual_servers: list[VirtualServer] = Field(default_factory=list)
+    virtual_servers: list[VirtualServer] = Field(
+        default_factory=list, description="LVS virtual servers on the service's VIPs"
+    )
 
 
 class Site(StrictModel):
@@ -493,10 +648,12 @@ class Site(StrictModel):
         },
     )
 
-    site: SafeName
-    defaults: Defaults = Field(default_factory=Defaults)
-    auth: Auth | None = None
-    notify: Notification = Field(default_factory=Notification)
-    nodes: dict[SafeName, Node] = Field(min_length=1)
-    checks: dict[SafeName, Check] = Field(default_factory=dict)
-    services: dict[SafeName, Service] = Field(min_length=1)
+    site: SafeName = Field(description="the site's name, shown in generated files and reports")
+    defaults: Defaults = Field(default_factory=Defaults, description="VRRP settings every service starts from")
+    auth: Auth | None = Field(None, description="VRRP authentication (a secret by reference); none by default")
+    notify: Notification = Field(default_factory=Notification, description="e-mail and notify.sh settings")
+    nodes: dict[SafeName, Node] = Field(min_length=1, description="the load balancers, by name")
+    checks: dict[SafeName, Check] = Field(
+        default_factory=dict, description="tracked checks, by name; a service names those it tracks"
+    )
+    services: dict[SafeName, Service] = Field(min_length=1, description="the VRRP services, by name")

@@ -72,19 +72,31 @@ def _model_accepts(text: str) -> bool:
 def test_schema_agrees_with_the_model(tmp_path: Path) -> None:
     """Shorthands the loader accepts (scalar vrid, 'ip:port' sorry server, VIP sets as lists) pass the schema;
     field-level mistakes fail both."""
-    variants = {
-        "as is": (SMALL_SITE, True),
-        "scalar vrid": (SMALL_SITE.replace("vips: [192.0.2.200/24]", "vrid: 7\n    vips: [192.0.2.200/24]"), True),
-        "vrid list": (SMALL_SITE.replace("vips: [192.0.2.200/24]", "vrid: [7]\n    vips: [192.0.2.200/24]"), True),
-        "sorry server": (SMALL_SITE.replace("lb_algo: rr", "lb_algo: rr\n        sorry_server: 127.0.0.1:80"), True),
-        "vip set": (SMALL_SITE.replace("[192.0.2.100/24]", "[[192.0.2.100/24, {address: 192.0.2.101/24}]]"), True),
-        "bad lb_algo": (SMALL_SITE.replace("lb_algo: rr", "lb_algo: fastest"), False),
-        "bad mode": (SMALL_SITE.replace("mode: mb", "mode: ab", 1), False),
-        "unknown key": (SMALL_SITE.replace("advert_int: 1", "advert_intt: 1"), False),
-        "scalar vips": (SMALL_SITE.replace("vips: [192.0.2.200/24]", "vips: 192.0.2.200/24"), False),
-        "vrid 256": (SMALL_SITE.replace("vips: [192.0.2.200/24]", "vrid: 256\n    vips: [192.0.2.200/24]"), False),
+    vip2 = "vips: [192.0.2.200/24]"
+    variants = {  # name: (text in SMALL_SITE, replacement, accepted)
+        "as is": ("", "", True),
+        "scalar vrid": (vip2, f"vrid: 7\n    {vip2}", True),
+        "vrid list": (vip2, f"vrid: [7]\n    {vip2}", True),
+        "sorry server": ("lb_algo: rr", "lb_algo: rr\n        sorry_server: 127.0.0.1:80", True),
+        "vip set": ("[192.0.2.100/24]", "[[192.0.2.100/24, {address: 192.0.2.101/24}]]", True),
+        "bad lb_algo": ("lb_algo: rr", "lb_algo: fastest", False),
+        "bad mode": ("mode: mb", "mode: ab", False),
+        "unknown key": ("advert_int: 1", "advert_intt: 1", False),
+        "scalar vips": (vip2, "vips: 192.0.2.200/24", False),
+        "vrid 256": (vip2, f"vrid: 256\n    {vip2}", False),
+        # the patterns editors check agree with the validators
+        "netmask": ("192.0.2.11/24", "192.0.2.11/255.255.255.0", True),
+        "bare VIP": ("[192.0.2.100/24]", "[192.0.2.100]", True),
+        "no prefix": ("192.0.2.11/24", "192.0.2.11", False),
+        "bad octet": ("192.0.2.11/24", "192.0.2.256/24", False),
+        "leading zero": ("[192.0.2.100/24]", "[192.0.2.010/24]", False),
+        "bad node name": ("  lb1: {", "  1lb: {", False),
+        "bad unit": ("units: [haproxy.service]", "units: [haproxy service]", False),
+        "relative file": ('script: "/usr/bin/killall -0 haproxy"', "file: etc/down", False),
+        "bad real server": ("address: 192.0.2.21", "address: 192.0.2.21/32", False),
     }
-    for name, (text, ok) in variants.items():
+    for name, (old, new, ok) in variants.items():
+        text = SMALL_SITE.replace(old, new, 1)
         path = tmp_path / f"{name.replace(' ', '_')}.yaml"
         path.write_text(text)
         assert _model_accepts(text) is ok, name
