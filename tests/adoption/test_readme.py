@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 from hacc.compiler.build import build_from_path
@@ -28,3 +30,23 @@ def test_first_commands_are_venv_install_and_ci() -> None:
     assert first_block[0].startswith("python3 -m venv .venv && . .venv/bin/activate && pip install -e .")
     assert "hacc build sites/prod.yaml" in first_block[0] and "3.11+" in first_block[0]
     assert first_block[1].startswith("bash .ci/run") and not first_block[1].startswith("sudo")
+
+
+def test_first_command_works_from_a_fresh_clone_with_the_distributions_python3(tmp_path: Path) -> None:
+    """The README's first line, run as written in a fresh clone of the committed tree, with Debian's own python3
+    first on PATH (PEP 668: it refuses `pip install` outside a venv): it installs and builds sites/prod."""
+    assert Path("/usr/bin/python3").exists(), "the distribution's python3 is missing (.ci/run installs python3-venv)"
+    clone = tmp_path / "hacc"
+    subprocess.run(["git", "clone", "-q", str(README.parent), str(clone)], check=True, timeout=120)
+    first = README.read_text().split("```sh\n", 1)[1].splitlines()[0]
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(name, None)
+    result = subprocess.run(
+        ["bash", "-c", first], cwd=clone, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    venv_python = (clone / ".venv/bin/python").resolve()
+    assert venv_python.is_relative_to("/usr"), venv_python  # the venv is the distribution's python3
+    assert "sites/prod: 3 node(s)" in result.stdout + result.stderr
+    assert (clone / "sites/prod/lb1/keepalived.conf").is_file()
