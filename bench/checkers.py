@@ -20,8 +20,13 @@ Host part (network namespaces, `hacc run --lvs-dry-run`, no kernel IPVS needed):
     reporting it down (polled every --status-poll s, default 1: each query is costly at this size),
     and to hacc's "Disabling real server" log line (ms precision, untouched by the polling), beside
     the bound delay_loop * (retry + 1) + connect_timeout; the advert jitter meanwhile;
-  - --profile: cProfile switched on inside hacc after warm-up (signals; CPU-time timer) for
-    --profile-seconds, top entries.
+  - hacc runs its checkers in a child process (like keepalived's checker child): CPU and RSS are given
+    for the VRRP process, the checker process and both together (the figure held against the target);
+  - the floor: the same checks done by a bare epoll loop (this script with --role floor: connect,
+    for HTTP send keepalived's GET and read to the end, close; no checker state, no scheduler, no
+    logging) in the same namespace against the same listeners. Its CPU is mostly the kernel's TCP
+    work on loopback, which any checker (keepalived's C included) pays per check; hacc's figure minus
+    the floor is what hacc's own code costs.
 
 UML part (keepalived needs IPVS to run its checkers; this kernel has none): one user-mode-linux guest
 (tests/uml/uml_guest.py run_in_uml) runs this script with --role uml-guest: listeners, keepalived (VRRP
@@ -32,7 +37,8 @@ from a real server dying to its removal from IPVS (/proc/net/ip_vs polled every 
 
     python bench/checkers.py                  # as root; about 5 minutes
     python bench/checkers.py --quick          # smaller windows and UML config; about 2 minutes
-    python bench/checkers.py --tcp 5000 --http 1000 --seconds 30 --profile --no-uml
+    python bench/checkers.py --tcp 5000 --http 1000 --seconds 30 --no-uml
+    python bench/checkers_probe.py --profile  # where the checker process's CPU goes (cProfile)
 
 Figures only: nothing here asserts on speed. Targets (from the issue) are printed beside them.
 """
@@ -42,7 +48,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import io
 import itertools
 import json
 import os
@@ -558,43 +563,36 @@ class Net:
         self.director = self.peer = ""
 
 
-# hacc under cProfile, switched on and off by signals (handlers run in the main thread, i.e. the event
-# loop's): SIGRTMIN+1 enables the profiler, SIGRTMIN+2 disables it and writes the stats to argv[1].
-PROFILE_WRAPPER = """
-import cProfile, signal, sys, time
-out = sys.argv.pop(1)
-prof = cProfile.Profile(time.thread_time)  # CPU time of the loop's thread: other load on the machine is not counted
-signal.signal(signal.SIGRTMIN + 1, lambda *a: prof.enable())
-def dump(*a):
-    prof.disable()
-    prof.dump_stats(out)
-signal.signal(signal.SIGRTMIN + 2, dump)
-from hacc.compiler.cli import main
-sys.argv[0] = "hacc"
-sys.exit(main())
-"""
-PROFILE_ON, PROFILE_DUMP = signal.SIGRTMIN + 1, signal.SIGRTMIN + 2
-
-
 class Hacc:
-    """`hacc run` in a namespace (prefix), optionally profiled. `ip netns exec` execs: proc.pid is hacc."""
+    """`hacc run` in a namespace (prefix). `ip netns exec` execs: proc.pid is hacc."""
 
-    def __init__(
-        self, prefix: list[str], work: Path, name: str, conf: str, extra: tuple[str, ...], profile: Path | None = None
-    ) -> None:
+    def __init__(self, prefix: list[str], work: Path, name: str, conf: str, extra: tuple[str, ...]) -> None:
         node = work / name
         node.mkdir(parents=True, exist_ok=True)
         (node / "keepalived.conf").write_text(conf)
         self.sock = work / f"{name}.sock"
         self.log_path = work / f"{name}.log"
-        head = HACC if profile is None else [sys.executable, "-c", PROFILE_WRAPPER, str(profile)]
-        argv = [*prefix, *head, "run", str(node), "--control-socket", str(self.sock), *extra]
+        argv = [*prefix, *HACC, "run", str(node), "--control-socket", str(self.sock), *extra]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def checker_pid(self) -> int | None:
+        """The checker process hacc started (its child running hacc.runtime.check.worker)."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.pid and b"hacc.runtime.check.worker" in cmdline:
+                return int(entry.name)
+        return None
 
     def status(self, timeout: float = 10.0) -> dict[str, Any]:
         from hacc.runtime.control import query
@@ -605,7 +603,7 @@ class Hacc:
         if self.proc.poll() is not None:
             raise RuntimeError(f"hacc exited with {self.proc.returncode}: {self.log()[-3000:]}")
         try:
-            self.status(2.0)
+            self.status(10.0)  # thousands of real servers: a query takes a while on a loaded machine
         except (OSError, ValueError):
             return False
         return True
@@ -654,6 +652,90 @@ class Window:
     accepts_per_s: float | None = None
     jitter: Jitter | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def total_of(a: Window, b: Window) -> Window:
+    """Two processes' window as one: CPU and RSS add up; counters and jitter are the first's."""
+    waits = None if a.wait_pct is None or b.wait_pct is None else a.wait_pct + b.wait_pct
+    total = Window(
+        seconds=a.seconds,
+        cpu_pct=a.cpu_pct + b.cpu_pct,
+        sys_pct=a.sys_pct + b.sys_pct,
+        wait_pct=waits,
+        rss_steady_kb=a.rss_steady_kb + b.rss_steady_kb,
+        rss_peak_kb=a.rss_peak_kb + b.rss_peak_kb,
+    )
+    total.checks_per_s, total.accepts_per_s, total.jitter = a.checks_per_s, a.accepts_per_s, a.jitter
+    total.extra = a.extra
+    return total
+
+
+def role_floor(spec_path: str, seconds: float) -> int:
+    """Every server once per DELAY_LOOP, the least a checker can do: TCP connect+close; HTTP also the GET."""
+    targets: list[list[Any]] = json.loads(Path(spec_path).read_text())
+    raise_nofile(len(targets) + 4096)
+    ep = select.epoll()
+    inflight: dict[int, tuple[socket.socket, int, bytearray]] = {}
+    request = b"GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: x\r\n\r\n"
+    checks = failed = 0
+    t0 = time.monotonic()
+    due = [(t0 + DELAY_LOOP * i / len(targets), i) for i in range(len(targets))]
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    end = t0 + seconds
+    pos = 0  # due is consumed in order; each target is re-added DELAY_LOOP later (a FIFO, no heap)
+
+    def finish(fd: int, ok: bool) -> None:
+        nonlocal checks, failed
+        sock, idx, _ = inflight.pop(fd)
+        sock.close()
+        checks += 1
+        failed += not ok
+        due.append((time.monotonic() + DELAY_LOOP, idx))
+
+    for _ in range(10**9):  # bounded by `end`
+        now = time.monotonic()
+        if now >= end:
+            break
+        while pos < len(due) and due[pos][0] <= now:
+            _, host, port = targets[due[pos][1]]
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            sock.connect_ex((host, port))
+            inflight[sock.fileno()] = (sock, due[pos][1], bytearray())
+            ep.register(sock.fileno(), select.EPOLLOUT)
+            pos += 1
+        timeout = max(0.0, min(due[pos][0] - now if pos < len(due) else 0.1, end - now))
+        for fd, _ in ep.poll(timeout, 1024):
+            sock, idx, buf = inflight[fd]
+            if targets[idx][0] == "TCP":
+                finish(fd, sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+            elif not buf:
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    finish(fd, False)
+                    continue
+                sock.send(request)
+                buf += b"-"  # request sent
+                ep.modify(fd, select.EPOLLIN)
+            else:
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    finish(fd, False)
+                    continue
+                if data:
+                    buf += data
+                else:
+                    finish(fd, b" 200 " in bytes(buf[:64]))
+        if pos > 65536:
+            del due[:pos]
+            pos = 0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    elapsed = time.monotonic() - t0
+    out = {"checks": checks, "failed": failed, "seconds": elapsed,
+           "user": r1.ru_utime - r0.ru_utime, "system": r1.ru_stime - r0.ru_stime}  # fmt: skip
+    print(json.dumps(out), flush=True)
+    return 0
 
 
 def warm_up(listeners: Listeners | None, total: int, timeout: float, settle: float) -> float:
@@ -844,29 +926,12 @@ def fmt_deaths(rows: list[dict[str, Any]], key: str, what: str, note: str = "") 
     return lines
 
 
-def profile_excerpt(path: Path, top: int = 15) -> str:
-    import pstats
-
-    buf = io.StringIO()
-    stats = pstats.Stats(str(path), stream=buf)
-    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(r"(probes|runner|state|spec|lvs|table|diff|memory)\.py", top)
-    text = buf.getvalue()
-    # drop pstats' blank-line padding
-    return "\n".join(line for line in text.splitlines() if line.strip())
-
-
-# ----------------------------------------------------------------------------------------------------
-# host run
-
-
 def start_hacc_phase(
-    net: Net, work: Path, name: str, conf: str, listeners: Listeners | None, total: int, profile: Path | None = None
+    net: Net, work: Path, name: str, conf: str, listeners: Listeners | None, total: int
 ) -> tuple[Hacc, float, float]:
     """Start hacc --lvs-dry-run; returns (hacc, seconds until the status socket answers, warm-up seconds)."""
     t0 = time.monotonic()
-    hacc = Hacc(net.exec(net.director), work, name, conf, ("--lvs-dry-run", "--no-watch"), profile)
+    hacc = Hacc(net.exec(net.director), work, name, conf, ("--lvs-dry-run", "--no-watch"))
     if not wait_until(hacc.answering, 120, step=0.2):
         raise RuntimeError(f"hacc did not answer: {hacc.log()[-3000:]}")
     started = time.monotonic() - t0
@@ -925,17 +990,22 @@ def host_part(args: argparse.Namespace, work: Path) -> None:
             f"({len(json.dumps(st)) / 1024:.0f} KiB)",
             flush=True,
         )
-        pids = {"hacc": hacc.pid, "listeners": listeners.proc.pid}
-        both = measure(pids, args.seconds, hacc.status, listeners, net.exec(net.peer))
-        load = both["hacc"]
+        checker = hacc.checker_pid()
+        if checker is None:
+            raise RuntimeError("hacc's checker process was not found: " + hacc.log()[-3000:])
+        pids = {"hacc": hacc.pid, "checkers": checker, "listeners": listeners.proc.pid}
+        all3 = measure(pids, args.seconds, hacc.status, listeners, net.exec(net.peer))
+        load = total_of(all3["hacc"], all3["checkers"])
         expected = len(servers) / DELAY_LOOP
-        print("\n".join(fmt_window("with checkers             ", load)))
-        print(f"  (the listener process used {both['listeners'].cpu_pct:.0f} % of one core meanwhile)")
+        print("\n".join(fmt_window("with checkers, both processes", load)))
+        print("\n".join(fmt_window("  VRRP process (hacc run)    ", all3["hacc"])[:2]))
+        print("\n".join(fmt_window("  checker process            ", all3["checkers"])[:2]))
+        print(f"  (the listener process used {all3['listeners'].cpu_pct:.0f} % of one core meanwhile)")
         print(f"  (expected about {expected:.0f} checks/s: {len(servers)} real servers / delay_loop {DELAY_LOOP} s)")
-        busy = load.cpu_pct + (load.wait_pct or 0.0)
+        busy = all3["checkers"].cpu_pct + (all3["checkers"].wait_pct or 0.0)
         if busy > 90 and (load.checks_per_s or 0) < 0.9 * expected:
             print(
-                f"  SATURATED: hacc's one event-loop thread was running or waiting for a CPU {busy:.0f} % of the "
+                f"  SATURATED: the checker process was running or waiting for a CPU {busy:.0f} % of the "
                 f"window and did {load.checks_per_s or 0:.0f} of {expected:.0f} checks/s, so each real server was "
                 f"checked about every {len(servers) / max(load.checks_per_s or 1, 1):.1f} s instead of {DELAY_LOOP} s"
             )
@@ -967,27 +1037,26 @@ def host_part(args: argparse.Namespace, work: Path) -> None:
         hacc.stop()
         hacc = None
 
-        if args.profile:
-            prof = work / "hacc.prof"
-            for s in victims:
-                listeners.ask(f"open {s.idx}")
-            hacc, _, _ = start_hacc_phase(net, work, "profile", conf_path.read_text(), listeners, len(servers), prof)
-            os.kill(hacc.pid, PROFILE_ON)
-            pw = measure({"hacc": hacc.pid}, args.profile_seconds, None, listeners, None)["hacc"]
-            os.kill(hacc.pid, PROFILE_DUMP)
-            wait_until(lambda: prof.exists() and prof.stat().st_size > 0, 30)
-            time.sleep(0.5)
-            hacc.stop()
-            hacc = None
+        # the floor: the same checks as a bare epoll loop, same namespace, same listeners
+        spec = work / "floor.json"
+        spec.write_text(json.dumps([[sv.kind, sv.host, sv.port] for sv in servers]))
+        fl = sh(*net.exec(net.director), sys.executable, SCRIPT, "--role", "floor", "--spec", str(spec),
+                "--seconds", str(args.seconds), check=False, timeout=args.seconds + 120)  # fmt: skip
+        try:
+            floor = json.loads(fl.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            print(f"floor: failed: {fl.stdout[-1000:]} {fl.stderr[-2000:]}")
+        else:
+            cpu = 100 * (floor["user"] + floor["system"]) / floor["seconds"]
+            per = (floor["user"] + floor["system"]) / max(1, floor["checks"]) * 1e6
             print(
-                f"\n== profile: hacc run --lvs-dry-run with the checkers, cProfile over {args.profile_seconds:g} s "
-                f"after warm-up, timer time.thread_time (CPU of the loop's thread, not wall time); the profiler "
-                f"slows hacc a lot: {pw.cpu_pct:.0f} % CPU for {pw.accepts_per_s or 0:.0f} checks/s meanwhile"
+                f"floor (bare epoll loop, same checks): {floor['checks'] / floor['seconds']:.0f} checks/s, CPU "
+                f"{cpu:.1f} % of one core (system {100 * floor['system'] / floor['seconds']:.1f} %), {per:.0f} us per "
+                f"check, {floor['failed']} failed"
             )
-            if prof.exists():
-                print(profile_excerpt(prof))
-            else:
-                print("  no profile written")
+            if load.checks_per_s:
+                mine = load.cpu_pct / 100 / load.checks_per_s * 1e6
+                print(f"  hacc's own cost above the floor: {mine - per:.0f} us per check ({mine:.0f} - {per:.0f})")
     finally:
         if hacc is not None:
             hacc.stop()
@@ -1190,8 +1259,6 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="measurement window per phase (default 30)")
     ap.add_argument("--samples", type=int, default=5, help="real servers killed per checker kind (default 5)")
     ap.add_argument("--quick", action="store_true", help="short windows, small UML config (~2 minutes)")
-    ap.add_argument("--profile", action="store_true", help="also run hacc under cProfile and print the top entries")
-    ap.add_argument("--profile-seconds", type=float, default=10.0)
     ap.add_argument("--status-poll", type=float, default=1.0, help="status poll interval while timing detection")
     ap.add_argument("--no-uml", action="store_true", help="skip keepalived and hacc in user-mode-linux")
     ap.add_argument("--no-host", action="store_true", help="skip the host part")
@@ -1200,7 +1267,7 @@ def main() -> int:
     ap.add_argument("--uml-samples", type=int, default=3)
     ap.add_argument("--uml-timeout", type=float, default=420.0)
     # internal roles (this script re-runs itself)
-    ap.add_argument("--role", choices=["main", "listeners", "capture", "uml-guest"], default="main",
+    ap.add_argument("--role", choices=["main", "listeners", "capture", "uml-guest", "floor"], default="main",
                     help=argparse.SUPPRESS)  # fmt: skip
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     ap.add_argument("--lifetime", type=float, default=3600, help=argparse.SUPPRESS)
@@ -1213,6 +1280,8 @@ def main() -> int:
         return role_capture(args.ifname, args.src, args.seconds)
     if args.role == "uml-guest":
         return role_uml_guest(args)
+    if args.role == "floor":
+        return role_floor(args.spec, args.seconds)
     if os.geteuid() != 0:
         print("run as root (network namespaces, raw sockets, user-mode-linux)", file=sys.stderr)
         return 2
@@ -1222,7 +1291,6 @@ def main() -> int:
         args.uml_servers = min(args.uml_servers, 200)
         args.uml_seconds = min(args.uml_seconds, 6.0)
         args.uml_samples = min(args.uml_samples, 2)
-        args.profile_seconds = min(args.profile_seconds, 5.0)
     raise_nofile(65536)
     remove_stale_namespaces()
     started = time.monotonic()

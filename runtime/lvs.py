@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hacc.runtime.check.process import CheckerProcess, CheckerProcessError
-from hacc.runtime.check.runner import ServerStatus
+from hacc.runtime.check.runner import CheckerBrief
 from hacc.runtime.ipvs.diff import diff
 from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.ipvs.model import IpvsTable, ServiceKey
@@ -216,7 +216,7 @@ class LvsManager:
         args = (self.specs, dict(self.health), self.quorum, self.kernel, checks, self._counters())
         return await asyncio.to_thread(_status, *args)
 
-    def _checker_view(self) -> Mapping[RealServerId, ServerStatus]:
+    def _checker_view(self) -> Mapping[RealServerId, tuple[CheckerBrief, ...]]:
         # the checker process's last snapshot (status_async asks for a fresh one): up/down and weights
         # are this loop's own and live
         return self._checkers.snapshot if self._checkers is not None else {}
@@ -233,7 +233,7 @@ def _status(
     health: Mapping[RealServerId, RealServerHealth],
     quorum: Mapping[ServiceKey, bool],
     kernel: IpvsTable | None,
-    checks: Mapping[RealServerId, ServerStatus],
+    checks: Mapping[RealServerId, tuple[CheckerBrief, ...]],
     counters: dict[str, Any],
 ) -> dict[str, Any]:
     pools = {e.key: {d.key: d.weight for d in e.dests} for e in kernel or IpvsTable()}
@@ -244,7 +244,7 @@ def _status(
         for rs in vs.real_servers:
             key = (vs.key, rs.key)
             h = health.get(key, initial_health(rs))
-            st = checks.get(key)
+            briefs = checks.get(key, ())
             real_servers.append(
                 {
                     "address": str(rs.key),
@@ -252,8 +252,7 @@ def _status(
                     "weight": rs.weight if h.weight is None else h.weight,
                     "ipvs_weight": pool.get(rs.key),
                     "checkers": [
-                        {"check": c.describe, "up": c.up, "checks": c.checks, "failures": c.failures}
-                        for c in (st.checkers if st is not None else ())
+                        {"check": check, "up": up, "checks": n, "failures": failed} for check, up, n, failed in briefs
                     ],
                 }
             )

@@ -7,8 +7,8 @@ hacc.runtime.check.worker`, talking frames over its stdin/stdout (wire.py).
 
 Life cycle: `start` spawns it and waits for "ready"; `apply` hands it the wanted checkers (equal specs
 keep state and timers, as before); transitions come back as `on_change(key, up, weight, reason)`.
-`status` asks for a snapshot of every checker (on demand: unpickling thousands of them is work, done
-on a worker thread). Counters arrive every second. If the child dies, it is started again after
+`status` asks for a snapshot of every checker (on demand; plain tuples, unpickled on a worker thread
+when large). Counters arrive every second. If the child dies, it is started again after
 RESTART_DELAY and given the last wanted set; its real servers' initial states are reported through
 on_change (reason "checker process restarted"), like keepalived restarting its checker child.
 `close` asks it to stop, then kills it after JOIN_TIMEOUT. If `hacc run` itself is killed, the
@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from hacc.runtime.aio import cancel_and_wait
 from hacc.runtime.check import wire
-from hacc.runtime.check.runner import ServerStatus
+from hacc.runtime.check.runner import CheckerBrief, ServerStatus
 from hacc.runtime.check.spec import CheckerSpec
 
 log = logging.getLogger("hacc.check")
@@ -55,7 +55,7 @@ class CheckerProcess(Generic[K]):
         self._ready: asyncio.Future[None] | None = None
         self._wanted: dict[K, tuple[CheckerSpec, ...]] = {}
         self._closing = False
-        self.snapshot: Mapping[K, ServerStatus] = {}  # the last one fetched (status_async refreshes it)
+        self.snapshot: Mapping[K, tuple[CheckerBrief, ...]] = {}  # the last one fetched (`status` refreshes it)
         self.counters: dict[str, int] = {"checker_restarts": 0}
         self.pid: int | None = None
 
@@ -87,8 +87,9 @@ class CheckerProcess(Generic[K]):
         reply = await self._ask("apply", self._wanted)
         return reply if isinstance(reply, dict) else {}
 
-    async def status(self) -> Mapping[K, ServerStatus]:
-        """A fresh snapshot of every checker (the last one if the child does not answer)."""
+    async def status(self) -> Mapping[K, tuple[CheckerBrief, ...]]:
+        """A fresh snapshot of every checker, (check, up, checks, failures) each (the last snapshot if the
+        child does not answer)."""
         reply = await self._ask("status")
         if isinstance(reply, dict):
             self.snapshot = reply

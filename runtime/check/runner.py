@@ -64,6 +64,9 @@ def probe_limit(spec: CheckerSpec) -> float:
     return spec.timeout + _PROBE_SLACK
 
 
+CheckerBrief = tuple[str, bool, int, int]  # (describe, up, checks, failures)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckerStatus:
     describe: str
@@ -175,6 +178,14 @@ class CheckRunner(Generic[K]):
 
     def status(self) -> dict[K, ServerStatus]:
         return {key: self.server(key) for key in self._servers}
+
+    def brief(self) -> dict[K, tuple[CheckerBrief, ...]]:
+        """Per real server, (check, up, checks, failures) of each checker: what `hacc status` shows, in
+        plain tuples (thousands of them cross a pipe and are unpickled per status query)."""
+        return {
+            key: tuple((c.spec.describe(), c.up, c.checks, c.failures) for c in server.checkers)
+            for key, server in self._servers.items()
+        }
 
     @property
     def probe_errors(self) -> int:

@@ -108,7 +108,7 @@ async def serve() -> None:
                 link.send("applied", message[1], added)
                 link.send("counters", _counters(runner))
             elif message[0] == "status":
-                link.send("status", message[1], runner.status())
+                link.send("status", message[1], runner.brief())
             elif message[0] == "close":
                 break
     finally:
