@@ -50,3 +50,14 @@ def test_first_command_works_from_a_fresh_clone_with_the_distributions_python3(t
     assert venv_python.is_relative_to("/usr"), venv_python  # the venv is the distribution's python3
     assert "sites/prod: 3 node(s)" in result.stdout + result.stderr
     assert (clone / "sites/prod/lb1/keepalived.conf").is_file()
+
+
+def test_readme_shows_the_hooks_and_the_action_as_they_are() -> None:
+    adoption = README.read_text().split("## Adoption", 1)[1].split("\n## ", 1)[0]
+    hooks = (README.parent / ".pre-commit-hooks.yaml").read_text()
+    action = (README.parent / "action.yml").read_text()
+    for hook in ("hacc-check", "hacc-build-check"):
+        assert f"{{id: {hook}}}" in adoption and f"- id: {hook}\n" in hooks, hook
+    assert "- uses: OWNER/hacc@<sha>" in adoption
+    for name in ("sites", "comment"):
+        assert f"{name}: " in adoption.split("- uses: OWNER/hacc@<sha>", 1)[1] and f"\n  {name}:\n" in action, name
