@@ -137,6 +137,13 @@ def _fail(exc: HaccError, fmt: str = "text") -> NoReturn:
     help="give SERVICE a fresh VRID (drop its lock entries), e.g. after it moved to a segment where its locked "
     "VRID is taken; repeatable",
 )
+@click.option(
+    "--against",
+    "ref",
+    metavar="REF",
+    help="write into the tree's rollout file the reload order the review recommends for the change since git "
+    "REF (with --check: verify it); without it the order is the node list",
+)
 @_FORMAT
 def build(
     site: Path,
@@ -146,33 +153,54 @@ def build(
     strict: bool,
     secrets_file: Path | None,
     reallocate: tuple[str, ...],
+    ref: str | None,
     fmt: str,
 ) -> None:
     """Compile SITE into one directory per node: keepalived.conf and notify.sh."""
     from .build import build_from_path
+    from .build_against import accepted_review_file, with_review_order
+    from .rollout_file import ROLLOUT_FILE
     from .vrid import lock_path
     from .writer import stale_files, write_file_atomic, write_tree
 
     out = out or default_out(site)
     lock_file = lock_path(site)
+    rebuild = f"hacc build {site.as_posix()}" + (f" --against {ref}" if ref else "")
     try:
         secrets = _read_secrets(secrets_file) if secrets_file else None
         result = _build_reallocating(site, secrets, reallocate) if reallocate else build_from_path(site, secrets)
         if strict and result.warnings:
             raise SiteError(result.warnings)
         _report(result.warnings, fmt)
+        order_note = None
+        if ref is not None:
+            result, order_note = with_review_order(site, ref, result)
+        elif (base := accepted_review_file(out, result)) is not None:
+            held = f"{out / ROLLOUT_FILE} holds the review's order for a change (base {base})"
+            order_note = (
+                f"{held}: it fits this site, not re-derived without --against REF"
+                if check
+                else f"note: {held}; a build without --against writes the node-list order"
+            )
         if check or frozen:
             problems = []
             if result.lock_changed:
                 problems.append(f"{lock_file} (VRID lock would change)")
             if check:
-                problems += [f"{out / p}" for p in stale_files(out, result.files)]
+                stale = stale_files(out, result.files)
+                if ref is None and order_note is not None:
+                    stale = [p for p in stale if p != f"{ROLLOUT_FILE} (differs)"]
+                problems += [f"{out / p}" for p in stale]
             if problems:
-                raise StaleError("stale, run `hacc build " + site.as_posix() + "`:\n  " + "\n  ".join(problems))
+                raise StaleError(f"stale, run `{rebuild}`:\n  " + "\n  ".join(problems))
             if check:
+                if order_note:
+                    click.echo(order_note)
                 click.echo(f"{out}: up to date ({len(result.files)} files)")
                 return
         changed = write_tree(out, result.files)
+        if order_note:
+            click.echo(order_note)
         lock_written = write_file_atomic(lock_file, result.lock_text)
     except HaccError as exc:
         _fail(exc, fmt)

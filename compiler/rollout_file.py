@@ -8,17 +8,30 @@ format is byte-stable JSON (sorted keys, two-space indent, trailing newline):
 
 `services` holds one order per service: the order rollout.py recommends for the change when one is
 given (its changed nodes in the recommended order, then the service's other nodes), else the service's
-nodes in the site's node order. `order`, the tree's order, merges them: a node reloads its whole config
-at once, so it is the site's node order, moved only as far as the service orders require (a stable
-topological merge); when they contradict each other the rest follows the node list.
+nodes in the site's node order. `order`, the tree's order, merges the recommendations: a node reloads its
+whole config at once, so it is the site's node order, moved only as far as the recommended orders require
+(a stable topological merge; a service without a recommendation requires nothing); when recommendations
+contradict each other the rest follows the node list.
 
-A build alone knows no previous revision, so `hacc build` writes the node-list order (deterministic, so
-`hacc build --check` stays meaningful); a caller that knows the change (the review) passes the
-`ServiceRollout`s it computed.
+A build alone knows no previous revision, so `hacc build` writes the node-list order. `hacc build --against
+REF` knows the change: it builds the site as committed at REF too, runs the review's rollout analysis and
+writes the recommended order, with `against` naming the base it was computed from:
+
+    {"against": "sha256:<16 hex>", "format": 1, "order": [...], "services": {...}, "source": "review: ..."}
+
+`against` is a digest of the base's inputs (the site file and VRID lock texts at REF), not a commit, so
+the file stays byte-stable when the base branch moves on in ways that do not touch this site, and goes stale
+(`hacc build --check --against REF`) exactly when the base's site does change. A change that needs no
+particular order writes the node-list file, identical to a plain build's.
+
+`hacc build --check` without --against cannot re-derive a review order (it lacks the base), so it accepts
+a review file whose nodes and services are this site's (`review_problem`) and says it did not re-derive it;
+CI checks with --against (the PR workflow passes the base branch).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
@@ -65,16 +78,58 @@ def merge(node_list: Sequence[str], orders: Mapping[str, Sequence[str]]) -> list
     return done
 
 
-def rollout_text(plan: SitePlan, recommended: Mapping[str, ServiceRollout] | None = None) -> str:
+def tree_order(plan: SitePlan, recommended: Mapping[str, ServiceRollout] | None = None) -> list[str]:
+    """The tree's order (what `hacc sync` follows): the recommended orders merged over the node list."""
+    required = {s: r.recommended.nodes for s, r in (recommended or {}).items() if r.recommended is not None}
+    return merge([n.name for n in plan.nodes], required)
+
+
+def base_digest(site_text: str, lock_text: str | None) -> str:
+    """What `against` records: the base's site file and VRID lock (the inputs of its build)."""
+    digest = hashlib.sha256(site_text.encode() + b"\0" + (lock_text or "").encode())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def rollout_text(
+    plan: SitePlan, recommended: Mapping[str, ServiceRollout] | None = None, against: str | None = None
+) -> str:
+    """The file; `against` (a `base_digest`) is recorded only when the review's order is used."""
     orders = service_orders(plan, recommended or {})
     used = any(r.recommended is not None for r in (recommended or {}).values())
-    doc = {
+    doc: dict[str, object] = {
         "format": FORMAT,
-        "order": merge([n.name for n in plan.nodes], orders),
+        "order": tree_order(plan, recommended),
         "services": orders,
         "source": REVIEW if used else NODE_LIST,
     }
+    if used and against is not None:
+        doc["against"] = against
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def review_problem(plan: SitePlan, text: str) -> str | None:
+    """Whether a committed review-order file fits this site without knowing its base: its services and their
+    nodes are this site's, `order` names each node once, and it is canonical JSON (which recommendation made
+    the order needs the base: `--check --against REF`). None when it fits; a sentence
+    otherwise ("not a review file" for any other file, which is then compared byte for byte)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return "not JSON"
+    if not isinstance(doc, dict) or doc.get("source") != REVIEW or not isinstance(doc.get("against"), str):
+        return "not a review file"
+    services = doc.get("services")
+    expected = service_orders(plan, {})
+    if not isinstance(services, dict) or {k: sorted(v) for k, v in services.items()} != {
+        k: sorted(v) for k, v in expected.items()
+    }:
+        return "its services or their nodes are not this site's"
+    order = doc.get("order")
+    if not isinstance(order, list) or sorted(order) != sorted(n.name for n in plan.nodes):
+        return "its order is not an order of this site's nodes"
+    if json.dumps(doc, indent=2, sort_keys=True) + "\n" != text or doc.get("format") != FORMAT:
+        return "not the canonical form"
+    return None
 
 
 def rollout_files(plan: SitePlan) -> dict[str, str]:
