@@ -6,9 +6,12 @@ Sites: the example sites (sites/*.yaml) and a generated one of 10 nodes and 50 m
 (their command lines name the lab's --workdir), and the largest total is reported, with the largest
 single process.
 
-    python bench/lab.py [--daemon hacc|keepalived|mixed] [--slow] [--only SITE ...]
+    python bench/lab.py [--daemon hacc|keepalived|mixed] [--slow] [--parallel N] [--only SITE ...]
 
 --slow runs the sites' own timers (advert_int 1 s); the default is --fast (VRRPv3, advert_int 0.1 s).
+--parallel is passed to `hacc lab` (0, the default: auto; 1: one lab, scenarios still batched when their
+scopes are disjoint). The `labs` column is how many copies of the site ran side by side, `batches` how many
+rounds of faults the scenarios took.
 Needs root.
 """
 
@@ -75,11 +78,11 @@ def _sample(workdir: Path, lab_pid: int, stop: threading.Event, peak: dict[str, 
         peak["process"] = max(peak.get("process", 0), biggest)
 
 
-def run(site: Path, daemon: str, fast: bool) -> dict[str, object]:
+def run(site: Path, daemon: str, fast: bool, parallel: int = 0) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-lab-") as tmp:
         work = Path(tmp)
         argv = [sys.executable, "-m", "hacc.compiler", "lab", str(site), "--daemon", daemon, "--format", "json"]
-        argv += ["--workdir", str(work), *(["--fast"] if fast else [])]
+        argv += ["--workdir", str(work), "--parallel", str(parallel), *(["--fast"] if fast else [])]
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stop = threading.Event()
@@ -102,10 +105,20 @@ def run(site: Path, daemon: str, fast: bool) -> dict[str, object]:
     }
 
 
+def _batches(scenarios: list[dict[str, object]]) -> int:
+    """Rounds of faults: a scenario struck alone is one, a group struck together (alongside) is one."""
+    seen: set[frozenset[str]] = set()
+    for s in scenarios:
+        if s["scenario"] != "normal":
+            seen.add(frozenset([str(s["scenario"]), *map(str, s.get("alongside", []))]))  # type: ignore[call-overload]
+    return len(seen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--daemon", default="hacc", choices=["hacc", "keepalived", "mixed"])
     parser.add_argument("--slow", action="store_true", help="the sites' own timers instead of --fast")
+    parser.add_argument("--parallel", type=int, default=0, help="hacc lab --parallel (0: auto)")
     parser.add_argument("--only", nargs="*", help="site names (gen10x50 for the generated one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
@@ -118,10 +131,10 @@ def main() -> None:
         print(f"hacc lab, daemon {args.daemon}, {mode}")
         print(
             f"{'site':12} {'scen':>4} {'ok':>4} {'wall s':>7} {'s/scen':>7} {'max scen s':>10} "
-            f"{'max conv s':>10} {'dual s':>7} {'peak MB':>8} {'1 proc MB':>9}"
+            f"{'max conv s':>10} {'dual s':>7} {'peak MB':>8} {'1 proc MB':>9} {'labs':>4} {'batches':>7}"
         )
         for site in sites:
-            r = run(site, args.daemon, not args.slow)
+            r = run(site, args.daemon, not args.slow, args.parallel)
             rep = r["report"]
             assert isinstance(rep, dict)
             scen = rep.get("scenarios", [])
@@ -132,6 +145,7 @@ def main() -> None:
                 f"{(sum(walls) / n if n else 0):7.2f} {max(walls, default=0):10.2f} "
                 f"{max((s['converge_s'] for s in scen), default=0):10.2f} {sum(s['dual_s'] for s in scen):7.2f} "
                 f"{int(r['peak_total_kb']) / 1024:8.1f} {int(r['peak_process_kb']) / 1024:9.1f}"  # type: ignore[call-overload]
+                f" {rep.get('worlds', 1):4d} {_batches(scen):7d}"
             )
             for s in scen:
                 if not s["ok"]:

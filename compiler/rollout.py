@@ -103,6 +103,7 @@ def _contender(inst: InstancePlan, node: str, checks: Mapping[str, Check]) -> Co
 def _path(
     old: InstancePlan, new: InstancePlan, old_checks: Mapping[str, Check], new_checks: Mapping[str, Check],
     order: Sequence[str],
+    every_step: bool = False,
 ) -> Path:  # fmt: skip
     nodes = sorted({m.node for m in (*old.members, *new.members)})
     sides = {n: _Side(_contender(old, n, old_checks), _contender(new, n, new_checks)) for n in nodes}
@@ -116,11 +117,28 @@ def _path(
     masters = [master]
     for node in order:
         if node not in sides:
+            if every_step:  # a node outside this router: its reload cannot move it
+                masters.append(master)
             continue
         done.add(node)
         master = transition(master, running()).master
         masters.append(master)
     return Path(new.name, tuple(v.split("/")[0] for v in new.vips), tuple(masters))
+
+
+def steps(
+    old: InstancePlan, new: InstancePlan, old_checks: Mapping[str, Check], new_checks: Mapping[str, Check],
+    order: Sequence[str],
+) -> Path:  # fmt: skip
+    """The router's master before the rollout, then after reloading each node of `order` (one entry per node,
+    also for nodes outside the router), as `service_rollout` judges it."""
+    return _path(old, new, old_checks, new_checks, order, every_step=True)
+
+
+def extra_moves(path: Path) -> int:
+    """Master changes beyond what the end states need (0 or 1 change)."""
+    changes = sum(1 for a, b in itertools.pairwise(path.masters) if a != b)
+    return max(0, changes - (0 if path.masters[0] == path.masters[-1] else 1))
 
 
 def _orders(nodes: Sequence[str], preference: Mapping[str, int]) -> tuple[list[tuple[str, ...]], bool]:

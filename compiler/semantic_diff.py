@@ -701,14 +701,24 @@ def unclassified(
     return out
 
 
-def _rollouts(d: _Differ) -> list[ServiceRollout]:
-    if d.old is None:
-        return []
+def _pairs(d: _Differ) -> dict[str, list[tuple[InstancePlan, InstancePlan]]]:
     pairs: dict[str, list[tuple[InstancePlan, InstancePlan]]] = {}
     for name, new in d.new_inst.items():
         old = d.old_inst.get(name)
         if old is not None and _same_router(old, new):
             pairs.setdefault(new.service, []).append((old, new))
+    return pairs
+
+
+def router_pairs(old: SitePlan, new: SitePlan) -> dict[str, list[tuple[InstancePlan, InstancePlan]]]:
+    """service -> (old, new) instances that are the same virtual router (a reload keeps its state)."""
+    return _pairs(_Differ(old, new))
+
+
+def _rollouts(d: _Differ) -> list[ServiceRollout]:
+    if d.old is None:
+        return []
+    pairs = _pairs(d)
     out = []
     for service, group in sorted(pairs.items()):
         result = service_rollout(service, group, d.old.checks, d.new.checks)

@@ -7,6 +7,10 @@
   and, per node and interface, the interface going down; each with the master predicted for every VIP.
 - `fast_config` is `--fast`: the lab copy at VRRPv3, advert_int 0.1 s, checks at interval 1 s, rise/fall 1,
   preempt_delay x0.1. The prediction does not depend on timers.
+- `batches` groups the scenarios that can strike one lab at the same time: a scenario's scope is the VIPs of
+  the instances its node is a member of (plus any VIP the model says it moves); scenarios on different nodes
+  with disjoint scopes cannot influence each other's VIPs (VRRP instances are independent: no sync groups
+  are generated), so they run concurrently and each is judged on its own scope.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import ipaddress
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -97,6 +101,7 @@ class LabPlan:
     predicted: Mapping[tuple[str, str], str | None]  # (scenario label, VIP) -> node
     scenarios: tuple[Scenario, ...]
     checks: Mapping[str, tuple[str, str]]  # check -> (kind: script|file|interface, target)
+    members: Mapping[str, frozenset[str]] = field(default_factory=dict)  # VIP -> nodes of its instance
 
 
 # --- --fast -------------------------------------------------------------------------------------------------
@@ -265,8 +270,13 @@ def lab_plan(result: BuildResult, daemon: str = "hacc", fast: bool = False) -> L
     delay = max((float(s.preempt_delay or 0) for s in settings), default=0.0) * (0.1 if fast else 1.0)
     scenarios, predicted = lab_scenarios(result, checks)
     vips = tuple(dict.fromkeys(v.split("/")[0] for i in plan.instances for v in i.vips))
+    members: dict[str, frozenset[str]] = {}
+    for inst in plan.instances:
+        for vip in inst.vips:
+            address = vip.split("/")[0]
+            members[address] = members.get(address, frozenset()) | {m.node for m in inst.members}
     return LabPlan(
-        plan.site_name, tuple(segments), tuple(nodes), vips, advert, delay, fast, predicted, scenarios, checks
+        plan.site_name, tuple(segments), tuple(nodes), vips, advert, delay, fast, predicted, scenarios, checks, members
     )
 
 
@@ -326,3 +336,36 @@ def select(plan: LabPlan, labels: list[str]) -> tuple[Scenario, ...]:
         raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(known)}")
     wanted = set(labels) | {NORMAL}
     return tuple(s for s in plan.scenarios if s.label in wanted)
+
+
+# --- scenarios that can run at the same time ---------------------------------------------------------------
+
+
+def scope(plan: LabPlan, scenario: Scenario) -> frozenset[str]:
+    """The VIPs a scenario can move: those of the instances its node is a member of, and any VIP the model
+    predicts away from its normal master (none outside the first set, unless the model says otherwise)."""
+    if scenario.kind == "normal":
+        return frozenset()
+    moved = {v for v in plan.vips if plan.predicted[(scenario.label, v)] != plan.predicted[(NORMAL, v)]}
+    return frozenset(v for v in plan.vips if scenario.node in plan.members.get(v, ())) | moved
+
+
+def batches(plan: LabPlan, scenarios: tuple[Scenario, ...]) -> tuple[tuple[Scenario, ...], ...]:
+    """The non-normal scenarios in groups that strike one lab together: each group's scenarios are on
+    different nodes with disjoint scopes (first fit, in the scenarios' order, so the grouping is stable)."""
+    groups: list[list[Scenario]] = []
+    used: list[tuple[set[str], set[str]]] = []  # per group: nodes, VIPs in scope
+    for s in scenarios:
+        if s.kind == "normal":
+            continue
+        vips = scope(plan, s)
+        for group, (nodes, taken) in zip(groups, used, strict=True):
+            if s.node not in nodes and not (vips & taken):
+                group.append(s)
+                nodes.add(str(s.node))
+                taken.update(vips)
+                break
+        else:
+            groups.append([s])
+            used.append(({str(s.node)}, set(vips)))
+    return tuple(tuple(g) for g in groups)

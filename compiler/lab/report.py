@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from ..failover_table import md_row
+from .rollout_run import OrderResult
 from .runner import ScenarioResult
 
 
@@ -17,6 +18,20 @@ class LabReport:
     advert_int: float
     results: tuple[ScenarioResult, ...]
     wall_s: float
+    worlds: int = 1  # copies of the site that ran side by side
+    against: str | None = None  # --against REF
+    rollout: tuple[OrderResult, ...] = ()  # the recommended order first
+    rollout_note: str | None = None  # why no rollout ran (nothing changed, no site at REF)
+
+    def concurrency(self) -> str:
+        together = sum(1 for r in self.results if r.alongside)
+        out = f"{self.worlds} lab(s) side by side" if self.worlds > 1 else "one lab"
+        if together:
+            out += (
+                f"; {together} scenario(s) struck together with others on different nodes and disjoint VIPs, "
+                "each judged on its own VIPs and the ones no other claimed"
+            )
+        return out
 
     @property
     def passed(self) -> int:
@@ -27,7 +42,27 @@ class LabReport:
             f"MISMATCH {r.label!r}: VIP {vip} predicted {want or 'none'}, observed {got or 'none'}"
             for r in self.results
             for vip, want, got in r.mismatches
+        ] + [
+            f"MISMATCH rollout {o.order.text()!r} ({o.order.kind}) {o.step_name(step)}: VIP {vip} predicted "
+            f"{want or 'none'}, observed {got or 'none'}"
+            for o in self.rollout
+            for step, vip, want, got in o.mismatches
         ]
+
+    def rollout_lines(self) -> list[str]:
+        """'rollout lb1 -> lb2 moved nothing (as predicted; dual holders 0.00 s)', one per order run."""
+        out = []
+        for o in self.rollout:
+            name = "rollout" if o.order.kind == "recommended" else f"{o.order.kind} order"
+            model = "as predicted" if o.ok else "NOT as predicted"
+            extra = o.order.predicted_extra
+            out.append(
+                f"{name} {o.order.text()} {o.moved_text()} ({model}; the model expects {extra} transient "
+                f"move(s); dual holders {o.dual_s:.2f} s)"
+            )
+        if not out and self.rollout_note:
+            out.append(f"rollout: {self.rollout_note}")
+        return out
 
     def timing(self) -> str:
         if self.fast:
@@ -38,7 +73,13 @@ class LabReport:
         return f"the site's own timers (slowest advert_int {self.advert_int:g} s)"
 
     def summary(self) -> str:
-        return f"Lab: {self.passed}/{len(self.results)} scenarios as predicted"
+        head = f"Lab: {self.passed}/{len(self.results)} scenarios as predicted"
+        if self.rollout:
+            first = self.rollout[0]
+            head += f"; rollout {first.order.text()} {first.moved_text()}"
+            if not all(o.ok for o in self.rollout):
+                head += " (rollout NOT as predicted)"
+        return head
 
 
 def _who(node: str | None) -> str:
@@ -53,6 +94,7 @@ def render_text(report: LabReport) -> str:
     lines = [
         f"lab for site {report.site}: {_daemons(report)}",
         report.timing(),
+        report.concurrency(),
         "",
     ]
     head = ["scenario", "result", "converge", "dual", "moves", "observed"]
@@ -64,6 +106,9 @@ def render_text(report: LabReport) -> str:
         )
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [head, *body]]
+    if report.against is not None:
+        lines += ["", f"rollout of the change since {report.against}, one node reloaded at a time:"]
+        lines += [f"  {line}" for line in report.rollout_lines()]
     lines += ["", *report.mismatch_lines(), f"{report.summary()} ({report.wall_s:.1f} s)"]
     return "\n".join(lines) + "\n"
 
@@ -72,7 +117,8 @@ def render_markdown(report: LabReport) -> str:
     lines = [
         f"### {report.summary()}: site `{report.site}`",
         "",
-        f"Daemons: {_daemons(report)}. Timers: {report.timing()}. Wall time {report.wall_s:.1f} s.",
+        f"Daemons: {_daemons(report)}. Timers: {report.timing()}. {report.concurrency().capitalize()}. "
+        f"Wall time {report.wall_s:.1f} s.",
         "",
         md_row(["scenario", "result", "converge (s)", "dual holders (s)", "moves", "predicted -> observed"]),
         md_row(["---"] * 6),
@@ -95,6 +141,11 @@ def render_markdown(report: LabReport) -> str:
                 ]
             )
         )
+    if report.against is not None:
+        lines += ["", f"Rollout of the change since `{report.against}`, one node reloaded at a time:", ""]
+        lines += [f"- {line}" for line in report.rollout_lines()]
+        bad = [line for line in report.mismatch_lines() if line.startswith("MISMATCH rollout")]
+        lines += [f"- **{line}**" for line in bad]
     return "\n".join(lines) + "\n"
 
 
@@ -105,8 +156,28 @@ def render_json(report: LabReport) -> str:
         "fast": report.fast,
         "advert_int": report.advert_int,
         "wall_s": round(report.wall_s, 3),
+        "worlds": report.worlds,
         "passed": report.passed,
         "total": len(report.results),
+        "against": report.against,
+        "rollout_note": report.rollout_note,
+        "rollout": [
+            {
+                "kind": o.order.kind,
+                "order": list(o.order.nodes),
+                "ok": o.ok,
+                "predicted_transient_moves": o.order.predicted_extra,
+                "predicted": {v: list(m) for v, m in o.order.predicted},
+                "observed": {v: list(m) for v, m in o.observed},
+                "changes": {v: list(h) for v, h in o.changes},
+                "dual_s": o.dual_s,
+                "wall_s": o.wall_s,
+                "mismatches": [
+                    {"step": step, "vip": v, "predicted": p, "observed": g} for step, v, p, g in o.mismatches
+                ],
+            }
+            for o in report.rollout
+        ],
         "scenarios": [
             {
                 "scenario": r.label,
@@ -117,6 +188,7 @@ def render_json(report: LabReport) -> str:
                 "moves": r.moves,
                 "detect_s": r.detect_s,
                 "wall_s": r.wall_s,
+                "alongside": list(r.alongside),
                 "predicted": dict(r.predicted),
                 "observed": dict(r.observed),
                 "mismatches": [{"vip": v, "predicted": p, "observed": o} for v, p, o in r.mismatches],

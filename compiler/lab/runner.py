@@ -1,29 +1,43 @@
-"""Run the scenarios in the lab, one at a time, each from normal operation, and observe through netlink.
+"""Run the scenarios in a lab, a batch at a time, each batch from normal operation, observed through netlink.
 
-For each scenario: inject the fault at t0; wait until the daemons have noticed it (a check's stand-in logs
-its runs, so "fall runs failed" is known exactly; a SIGKILL or a carrier loss is immediate); then wait
-until every VIP's holder set has been quiet for `quiet` seconds (2 s or 10 advertisement intervals plus
-the longest preempt_delay: long enough for any takeover the fault causes to have happened), bounded by a
-timeout. The observed holders are compared with the prediction. Convergence is the time from t0 to the
-last holder change; dual-holder time is how long two live nodes held one VIP at once. Then the fault is
-undone and the lab waits for normal operation again (a cold restart of every daemon if that fails, since
-a tie kept by the incumbent may not go back by itself).
+A batch is one scenario, or several that cannot influence each other's VIPs (`plan.batches`: different
+nodes, disjoint scopes), struck together. For each batch: inject every fault (t0 per scenario); wait until
+the daemons have noticed them (a check's stand-in logs its runs, so "fall runs failed" is known exactly; a
+SIGKILL or a carrier loss is immediate); then wait until every VIP's holder set has been quiet for `quiet`
+seconds (2 s or 10 advertisement intervals plus the longest preempt_delay: long enough for any takeover the
+fault causes to have happened), bounded by a timeout. Each scenario is judged on the VIPs of its own scope
+plus those no scenario of the batch claims (which every one of them predicts at their normal master): its
+observed holders are compared with its prediction; its convergence is the time from its t0 to the last
+holder change of those VIPs; its dual-holder time is how long two live nodes held one of them at once. Then
+the faults are undone and the lab waits for normal operation again (a cold restart of every daemon if that
+fails, since a tie kept by the incumbent may not go back by itself).
+
+Several labs (worlds: the whole site again, in namespaces of its own) can run side by side, each taking the
+next batch from a shared queue; `cancel` stops them from another thread.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .plan import CONFIG_DIR, LabPlan, Scenario
+from .plan import CONFIG_DIR, LabPlan, Scenario, scope
 from .world import AddrEvent, World
+
+START_TIMEOUT = 60.0  # every daemon of a lab started and its checks risen
 
 
 class LabError(Exception):
     """The lab could not run (a daemon would not start, normal operation never came back)."""
+
+
+class Cancelled(LabError):
+    """The lab was told to stop (an interrupt, or another world failed)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ class ScenarioResult:
     moves: int  # holder changes in the window
     detect_s: float  # t0 until the daemons could have noticed the fault
     wall_s: float = 0.0  # the scenario in the lab: fault, observation, back to normal
+    alongside: tuple[str, ...] = ()  # scenarios struck in the same lab at the same time (disjoint scopes)
 
     @property
     def mismatches(self) -> list[tuple[str, str | None, str | None]]:
@@ -72,7 +87,8 @@ class Observer:
             events += node.monitor.read()
         for e in sorted(events, key=lambda e: e.time):
             if e.address in self.current:
-                (self.held[e.node].add if e.added else self.held[e.node].discard)(e.address)
+                held = self.held.setdefault(e.node, set())
+                (held.add if e.added else held.discard)(e.address)
                 self._update(e.time)
 
     def set_down(self, node: str, is_down: bool, at: float) -> None:
@@ -82,7 +98,7 @@ class Observer:
 
     def _update(self, at: float) -> None:
         for vip in self.vips:
-            holders = tuple(n for n in self.world.nodes if vip in self.held[n] and n not in self.down)
+            holders = tuple(n for n in self.world.nodes if vip in self.held.get(n, ()) and n not in self.down)
             if holders != self.current[vip]:
                 self.current[vip] = holders
                 self.changes.append((at, vip, holders))
@@ -97,9 +113,9 @@ class Observer:
     def last_change(self) -> float:
         return self.changes[-1][0] if self.changes else 0.0
 
-    def dual_time(self, start: float, end: float) -> float:
+    def dual_time(self, start: float, end: float, vips: frozenset[str] | None = None) -> float:
         spans = [*self.dual_spans, *((v, s, end) for v, s in self.dual_open.items())]
-        return sum(max(0.0, min(e, end) - max(s, start)) for _, s, e in spans)
+        return sum(max(0.0, min(e, end) - max(s, start)) for v, s, e in spans if vips is None or v in vips)
 
 
 def check_runs(log: Path, check: str, since: float, passing: bool) -> int:
@@ -112,10 +128,15 @@ def check_runs(log: Path, check: str, since: float, passing: bool) -> int:
     return n
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
-    """Poll `pred` until true or `timeout` seconds pass (bounded in time and in iterations)."""
+def wait_for(
+    pred: Callable[[], bool], timeout: float, step: float = 0.02, cancel: threading.Event | None = None
+) -> bool:
+    """Poll `pred` until true or `timeout` seconds pass (bounded in time and in iterations); Cancelled as soon
+    as `cancel` is set."""
     deadline = time.monotonic() + timeout
     for _ in range(int(timeout / step) + 2):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
         if pred():
             return True
         if time.monotonic() >= deadline:
@@ -129,6 +150,10 @@ class Lab:
     plan: LabPlan
     world: World
     log: Callable[[str], None] = print
+    cancel: threading.Event = field(default_factory=threading.Event)
+    # one lab starting its daemons at a time: a daemon's start is mostly CPU (imports), and labs side by side
+    # starting together on 2 cores would only slow each other down
+    starting: threading.Lock = field(default_factory=threading.Lock)
     observer: Observer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -141,6 +166,9 @@ class Lab:
         self.restore_quiet = max(1.0, 5 * adv + 0.5)
 
     # --- waiting ----------------------------------------------------------------------------------------
+
+    def _wait(self, pred: Callable[[], bool], timeout: float) -> bool:
+        return wait_for(pred, timeout, cancel=self.cancel)
 
     def _checks_risen(self, node: str, since: float) -> bool:
         rt = self.world.nodes[node]
@@ -155,16 +183,31 @@ class Lab:
             quiet_since = max(since, self.observer.last_change())
             return self.observer.observed() == want and time.time() - quiet_since >= needed
 
-        return wait_for(settled, timeout)
+        return self._wait(settled, timeout)
+
+    def settle_normal(self, since: float) -> bool:
+        """Wait for the predicted normal holders, quiet for the quiet window (bounded by the timeout)."""
+        return self._settle(self._normal(), since, self.timeout)
+
+    def settle_any(self, since: float, timeout: float) -> bool:
+        """Wait until no VIP has changed holder for the quiet window, whoever holds it (True), or the timeout."""
+
+        def quiet() -> bool:
+            self.observer.poll()
+            return time.time() - max(since, self.observer.last_change()) >= self.quiet
+
+        return self._wait(quiet, timeout)
 
     def _normal(self) -> dict[str, str | None]:
         return {v: self.plan.predicted[("normal", v)] for v in self.plan.vips}
 
     def start_all(self) -> float:
-        t0 = time.time()
-        for name in self.world.nodes:
-            self.world.start(name)
-        started = wait_for(lambda: all(self._checks_risen(n, t0) for n in self.world.nodes), self.timeout + 10)
+        with self.starting:
+            t0 = time.time()
+            for name in self.world.nodes:
+                self.world.start(name)
+            # a bound on a loaded machine, not a speed check: every check has run `rise` times
+            started = self._wait(lambda: all(self._checks_risen(n, t0) for n in self.world.nodes), START_TIMEOUT)
         alive = [n for n, rt in self.world.nodes.items() if rt.proc is not None and rt.proc.poll() is None]
         if not started or len(alive) != len(self.world.nodes):
             dead = [n for n in self.world.nodes if n not in alive]
@@ -205,81 +248,132 @@ class Lab:
         else:
             path.unlink(missing_ok=True)
 
-    def inject(self, scenario: Scenario) -> tuple[float, float]:
-        """Break it; returns (t0, the time the daemons have noticed)."""
+    def _break(self, scenario: Scenario) -> float:
+        """Strike the fault; returns t0."""
         t0 = time.time()
         if scenario.kind == "node-down":
             assert scenario.node is not None
             self.world.kill(scenario.node)
             self.observer.set_down(scenario.node, True, time.time())
-            return t0, time.time()
-        if scenario.kind == "interface-down" or scenario.interface is not None:
+        else:
             self._flip(scenario, True)
-            return t0, time.time()
-        self._flip(scenario, True)
-        node, check = scenario.node, scenario.check
-        assert node is not None and check is not None
-        rt = self.world.nodes[node]
-        fall = next(f for c, f, _ in rt.spec.checks if c == check)
-        wait_for(lambda: check_runs(rt.check_log, check, t0, False) >= fall, self.timeout)
-        return t0, time.time()
+        return t0
 
-    def restore(self, scenario: Scenario) -> None:
+    def _noticed(self, scenario: Scenario, t0: float) -> float:
+        """Wait until the daemons have seen the fault (a failing check: its `fall` failed runs); returns when."""
+        if scenario.kind == "check-fails" and scenario.interface is None:
+            node, check = scenario.node, scenario.check
+            assert node is not None and check is not None
+            rt = self.world.nodes[node]
+            fall = next(f for c, f, _ in rt.spec.checks if c == check)
+            self._wait(lambda: check_runs(rt.check_log, check, t0, False) >= fall, self.timeout)
+        return time.time()
+
+    def inject(self, scenario: Scenario) -> tuple[float, float]:
+        """Break it; returns (t0, the time the daemons have noticed)."""
+        t0 = self._break(scenario)
+        return t0, self._noticed(scenario, t0)
+
+    def restore_batch(self, batch: tuple[Scenario, ...]) -> None:
         since = time.time()
-        if scenario.kind == "node-down":
-            assert scenario.node is not None
-            self.world.flush_vips(scenario.node)
-            self.observer.set_down(scenario.node, False, time.time())
-            self.world.start(scenario.node)
-            wait_for(lambda: self._checks_risen(str(scenario.node), since), self.timeout)
-        elif scenario.kind != "normal":
-            self._flip(scenario, False)
-            if scenario.check is not None and scenario.interface is None:
+        rising = []
+        for scenario in batch:
+            if scenario.kind == "node-down":
                 assert scenario.node is not None
-                wait_for(lambda: self._checks_risen(str(scenario.node), since), self.timeout)
+                self.world.flush_vips(scenario.node)
+                self.observer.set_down(scenario.node, False, time.time())
+                self.world.start(scenario.node)
+                rising.append(scenario.node)
+            elif scenario.kind != "normal":
+                self._flip(scenario, False)
+                if scenario.check is not None and scenario.interface is None:
+                    assert scenario.node is not None
+                    rising.append(scenario.node)
+        self._wait(lambda: all(self._checks_risen(n, since) for n in rising), self.timeout)
         if not self._settle(self._normal(), since, self.timeout, self.restore_quiet):
-            self.log(f"  normal operation did not come back after '{scenario.label}': cold restart")
+            labels = ", ".join(repr(s.label) for s in batch)
+            self.log(f"  normal operation did not come back after {labels}: cold restart")
             self.cold_restart()
 
-    def observe(self, scenario: Scenario, t0: float, noticed: float) -> ScenarioResult:
-        want = {v: self.plan.predicted[(scenario.label, v)] for v in self.plan.vips}
+    def restore(self, scenario: Scenario) -> None:
+        self.restore_batch((scenario,))
+
+    def observe_batch(self, batch: tuple[Scenario, ...], t0s: list[float], noticed: float) -> list[ScenarioResult]:
+        """Wait for the batch's outcome and judge each scenario on its own scope plus the unclaimed VIPs."""
+        scopes = [scope(self.plan, s) for s in batch]
+        claimed = frozenset().union(*scopes)
+        want = self._normal()
+        for s, vips in zip(batch, scopes, strict=True):
+            want.update({v: self.plan.predicted[(s.label, v)] for v in vips})
         self._settle(want, noticed, self.timeout)
         end = time.time()
         self.observer.poll()
-        moves = [c for c in self.observer.changes if c[0] >= t0]
-        last = max((c[0] for c in moves), default=t0)
         observed = self.observer.observed()
-        return ScenarioResult(
-            scenario.label,
-            scenario.kind,
-            tuple((v, want[v]) for v in self.plan.vips),
-            tuple((v, observed[v]) for v in self.plan.vips),
-            round(last - t0, 3),
-            round(self.observer.dual_time(t0, end), 3),
-            len(moves),
-            round(noticed - t0, 3),
-        )
+        out = []
+        for s, vips, t0 in zip(batch, scopes, t0s, strict=True):
+            judged = frozenset(v for v in self.plan.vips if v in vips or v not in claimed)
+            moves = [c for c in self.observer.changes if c[0] >= t0 and c[1] in judged]
+            last = max((c[0] for c in moves), default=t0)
+            out.append(
+                ScenarioResult(
+                    s.label,
+                    s.kind,
+                    tuple((v, self.plan.predicted[(s.label, v)]) for v in self.plan.vips if v in judged),
+                    tuple((v, observed[v]) for v in self.plan.vips if v in judged),
+                    round(last - t0, 3),
+                    round(self.observer.dual_time(t0, end, judged), 3),
+                    len(moves),
+                    round(noticed - t0, 3),
+                    alongside=tuple(o.label for o in batch if o is not s),
+                )
+            )
+        return out
+
+    def observe(self, scenario: Scenario, t0: float, noticed: float) -> ScenarioResult:
+        return self.observe_batch((scenario,), [t0], noticed)[0]
+
+    def run_batch(self, batch: tuple[Scenario, ...]) -> list[ScenarioResult]:
+        t0s = [self._break(s) for s in batch]
+        noticed = max(self._noticed(s, t0) for s, t0 in zip(batch, t0s, strict=True))
+        results = self.observe_batch(batch, t0s, noticed)
+        self.restore_batch(batch)
+        done = time.time()
+        results = [dataclasses.replace(r, wall_s=round(done - t0, 3)) for r, t0 in zip(results, t0s, strict=True)]
+        for r in results:
+            self.log(_line(r))
+        return results
+
+    def run_normal(self, normal: Scenario) -> ScenarioResult:
+        """Start every daemon and observe normal operation (the baseline every batch starts from)."""
+        t0 = self.start_all()
+        first = dataclasses.replace(self.observe(normal, t0, time.time()), wall_s=round(time.time() - t0, 3))
+        self.log(_line(first) + (f" [{self.world.tag.rstrip('-')}]" if self.world.tag else ""))
+        if not first.ok:
+            self.cold_restart()  # the rest starts from normal operation, whatever the prediction said
+        return first
+
+    def run_queue(self, normal: Scenario, todo: queue.Queue[tuple[Scenario, ...]]) -> list[ScenarioResult]:
+        """The baseline, then batches from the shared queue until it is empty (finite: it is filled first)."""
+        results = [self.run_normal(normal)]
+        for _ in range(todo.qsize() + 1):
+            try:
+                batch = todo.get_nowait()
+            except queue.Empty:
+                break
+            results += self.run_batch(batch)
+        return results
 
     def run(self, scenarios: tuple[Scenario, ...]) -> list[ScenarioResult]:
-        results = []
-        t0 = self.start_all()
+        """Every scenario one at a time in this lab (normal first)."""
+        todo: queue.Queue[tuple[Scenario, ...]] = queue.Queue()
+        for s in scenarios:
+            if s.kind != "normal":
+                todo.put((s,))
         normal = next(s for s in scenarios if s.kind == "normal")
-        first = self.observe(normal, t0, time.time())
-        results.append(dataclasses.replace(first, wall_s=round(time.time() - t0, 3)))
-        self.log(_line(results[-1]))
-        if not results[-1].ok:
-            self.cold_restart()  # the rest starts from normal operation, whatever the prediction said
-        for scenario in scenarios:
-            if scenario.kind == "normal":
-                continue
-            t0, noticed = self.inject(scenario)
-            result = self.observe(scenario, t0, noticed)
-            self.restore(scenario)
-            results.append(dataclasses.replace(result, wall_s=round(time.time() - t0, 3)))
-            self.log(_line(results[-1]))
-        return results
+        return self.run_queue(normal, todo)
 
 
 def _line(r: ScenarioResult) -> str:
     state = "ok" if r.ok else "MISMATCH"
-    return f"  {r.label}: {state} (converged {r.converge_s:.2f} s, dual {r.dual_s:.2f} s, {r.moves} moves)"
+    along = f", alongside {', '.join(r.alongside)}" if r.alongside else ""
+    return f"  {r.label}: {state} (converged {r.converge_s:.2f} s, dual {r.dual_s:.2f} s, {r.moves} moves{along})"

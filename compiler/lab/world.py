@@ -139,8 +139,11 @@ class NodeRuntime:
 
 @dataclass
 class World:
+    """One copy of the site in namespaces of its own (`tag` tells copies apart: several can run at once)."""
+
     plan: LabPlan
     root: Path
+    tag: str = ""
     bridge_ns: str = ""
     nodes: dict[str, NodeRuntime] = field(default_factory=dict)
 
@@ -148,7 +151,7 @@ class World:
 
     def create(self) -> None:
         """One namespace holding a bridge per segment, one namespace per node with its interfaces veth'd in."""
-        self.bridge_ns = f"{PREFIX}br"
+        self.bridge_ns = f"{PREFIX}{self.tag}br"
         ip("netns", "add", self.bridge_ns)
         for j in range(len(self.plan.segments)):
             ip(
@@ -168,10 +171,10 @@ class World:
             )
             ip("-n", self.bridge_ns, "link", "set", f"br{j}", "up")
         for spec in self.plan.nodes:
-            ns = f"{PREFIX}{spec.index}"
+            ns = f"{PREFIX}{self.tag}{spec.index}"
             ip("netns", "add", ns)
             node = NodeRuntime(spec, ns, self.root / spec.name)
-            self.nodes[spec.name] = node
+            self.nodes[spec.name] = node  # before anything can fail: close() deletes what exists
             ip("-n", ns, "link", "set", "lo", "up")
             for iface in spec.interfaces:
                 port = self.port(spec, iface.name)
@@ -321,6 +324,27 @@ class World:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_pdeathsig,
             )
+
+    def write_files(self, name: str, files: tuple[tuple[str, str, int], ...]) -> None:
+        """Replace the node's /etc/keepalived copy with `files` (each atomically, as a deploy would): files
+        the new set lacks are removed, the lab's own secrets file stays."""
+        etc = self.nodes[name].etc
+        keep = {n for n, _, _ in files}
+        for path in etc.iterdir():
+            if path.name not in keep and path.name != "down" and not path.name.startswith("."):
+                path.unlink()
+        for file_name, text, mode in files:
+            tmp = etc / f".{file_name}.lab-tmp"
+            tmp.write_text(text)
+            tmp.chmod(mode)
+            tmp.replace(etc / file_name)
+
+    def reload(self, name: str) -> None:
+        """SIGHUP: `hacc run` and keepalived both re-read the config and keep unchanged instances' state."""
+        node = self.nodes[name]
+        if node.proc is None or node.proc.poll() is not None:
+            raise OSError(f"{name}: the daemon is not running, nothing to reload")
+        os.kill(node.proc.pid, signal.SIGHUP)
 
     def kill(self, name: str) -> None:
         """SIGKILL, no chance to resign: the daemon frozen first so keepalived cannot respawn its children."""

@@ -5,11 +5,14 @@ Time budget (2 cores): the site runs are `hacc lab --fast` processes in three ch
 starts (the lab mostly waits on timers, so they overlap) while the in-process tests run.
 Covered: every scenario of haproxy-mb, haproxy-mm and lvs-dr with hacc; haproxy-mb with keepalived;
 haproxy-mm and lvs-dr mixed; prod (3 nodes, 2 segments, 21 scenarios, preempt_delay) with hacc on a subset
-of 9 scenarios covering each kind, each node and each segment.
+of 9 scenarios covering each kind, each node and each segment; prod and haproxy-mb in two copies side by
+side (--parallel 2); a four-node site whose scenarios are struck two at a time, with --against HEAD rolling a
+priority change out in the recommended and the worst order (mixed daemons: keepalived reloads by SIGHUP).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -28,6 +31,7 @@ from hacc.compiler.build import build_from_path
 from hacc.compiler.lab.cli import lab
 from hacc.compiler.lab.plan import lab_plan
 from hacc.compiler.lab.world import remove_stale
+from lab_sites import site_repo
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
@@ -44,24 +48,28 @@ PROD_SUBSET = [
     "lb1 eth0 down",
     "lb2 eth1 down",
 ]
-RUNS: dict[str, tuple[str, str, list[str]]] = {
-    "haproxy-mb/hacc": ("haproxy-mb", "hacc", []),
-    "haproxy-mm/hacc": ("haproxy-mm", "hacc", []),
-    "lvs-dr/hacc": ("lvs-dr", "hacc", []),
-    "prod/hacc": ("prod", "hacc", PROD_SUBSET),
-    "haproxy-mb/keepalived": ("haproxy-mb", "keepalived", []),
-    "haproxy-mm/mixed": ("haproxy-mm", "mixed", []),
-    "lvs-dr/mixed": ("lvs-dr", "mixed", []),
+RUNS: dict[str, tuple[str, str, list[str], int]] = {  # site, daemon, scenarios, --parallel
+    "haproxy-mb/hacc": ("haproxy-mb", "hacc", [], 2),  # two copies of the site side by side
+    "haproxy-mm/hacc": ("haproxy-mm", "hacc", [], 1),
+    "lvs-dr/hacc": ("lvs-dr", "hacc", [], 1),
+    "prod/hacc": ("prod", "hacc", PROD_SUBSET, 2),
+    "haproxy-mb/keepalived": ("haproxy-mb", "keepalived", [], 1),
+    "haproxy-mm/mixed": ("haproxy-mm", "mixed", [], 1),
+    "lvs-dr/mixed": ("lvs-dr", "mixed", [], 1),
+    # four nodes in two disjoint pairs (scenarios struck two at a time), and --against: the change since HEAD
+    # rolled out node by node (keepalived reloads by SIGHUP on n2 and n4)
+    "pairs/mixed": ("pairs", "mixed", [], 1),
 }
 # scenarios where the failover model and the real kernel disagree: none (the lab found one, an interface
 # check failing also faults the instances running VRRP on that interface; failover.py now models it)
 KNOWN_GAPS: dict[str, set[str]] = {}
+PAIRS: list[Path] = []  # the pairs site in its git repository (made by the `runs` fixture)
 
 
-CHAINS = [
-    ["haproxy-mb/hacc", "haproxy-mb/keepalived"],
-    ["haproxy-mm/hacc", "haproxy-mm/mixed"],
-    ["prod/hacc", "lvs-dr/hacc", "lvs-dr/mixed"],
+CHAINS = [  # three labs at a time (they mostly wait on timers); prod and haproxy-mb/hacc run two copies each
+    ["haproxy-mb/hacc", "haproxy-mb/keepalived", "lvs-dr/mixed"],
+    ["haproxy-mm/hacc", "haproxy-mm/mixed", "pairs/mixed"],
+    ["prod/hacc", "lvs-dr/hacc"],
 ]
 
 
@@ -82,9 +90,11 @@ class Run:
 def _chain(keys: list[str], runs: dict[str, Run], procs: list[subprocess.Popen[str]]) -> None:
     """Run labs one after another (three chains overlap: the lab mostly waits on timers)."""
     for key in keys:
-        site, daemon, labels = RUNS[key]
+        site, daemon, labels, parallel = RUNS[key]
         run = runs[key]
-        argv = [*HACC, "lab", str(SITES / f"{site}.yaml"), "--daemon", daemon, "--fast", "--format", "json"]
+        path = PAIRS[0] if site == "pairs" else SITES / f"{site}.yaml"
+        argv = [*HACC, "lab", str(path), "--daemon", daemon, "--fast", "--format", "json"]
+        argv += ["--parallel", str(parallel), *(["--against", "HEAD"] if site == "pairs" else [])]
         argv += ["--workdir", str(run.workdir), *(["--scenarios", ",".join(labels)] if labels else [])]
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -98,6 +108,7 @@ def _chain(keys: list[str], runs: dict[str, Run], procs: list[subprocess.Popen[s
 
 @pytest.fixture(scope="module", autouse=True)
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
+    PAIRS.append(site_repo(tmp_path_factory.mktemp("pairs-repo")))
     started = {key: Run(tmp_path_factory.mktemp(key.replace("/", "-")), threading.Event()) for key in RUNS}
     procs: list[subprocess.Popen[str]] = []
     threads = [threading.Thread(target=_chain, args=(chain, started, procs), daemon=True) for chain in CHAINS]
@@ -199,8 +210,8 @@ def test_killed_lab_takes_its_daemons_and_the_next_run_removes_its_namespaces(tm
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pids: list[int] = []
     try:
-        assert _wait(lambda: any(tmp_path.glob("*/*/vrrp.pid")) and len(_daemon_pids(tmp_path)) >= 4, 30)
-        vrrp_child = int(next(tmp_path.glob("*/*/vrrp.pid")).read_text())
+        assert _wait(lambda: any(tmp_path.glob("*/*/*/vrrp.pid")) and len(_daemon_pids(tmp_path)) >= 4, 30)
+        vrrp_child = int(next(tmp_path.glob("*/*/*/vrrp.pid")).read_text())
         pids = [p for p in [*_daemon_pids(tmp_path), vrrp_child] if p != proc.pid]
         proc.kill()
         proc.wait(10)
@@ -221,10 +232,10 @@ def test_killed_lab_takes_its_daemons_and_the_next_run_removes_its_namespaces(tm
 
 @pytest.mark.parametrize("key", list(RUNS))
 def test_site_runs_as_predicted(key: str, runs: dict[str, Run]) -> None:
-    site, daemon, labels = RUNS[key]
+    site, daemon, labels, parallel = RUNS[key]
     code, report, err = runs[key].result()
     assert report, err
-    plan = lab_plan(build_from_path(SITES / f"{site}.yaml"), daemon, True)
+    plan = lab_plan(build_from_path(PAIRS[0] if site == "pairs" else SITES / f"{site}.yaml"), daemon, True)
     scenarios = report["scenarios"]
     assert isinstance(scenarios, list)
     expected = [s.label for s in plan.scenarios if not labels or s.label in {"normal", *labels}]
@@ -233,6 +244,7 @@ def test_site_runs_as_predicted(key: str, runs: dict[str, Run]) -> None:
     assert failed == KNOWN_GAPS.get(key, set()), err
     assert code == (1 if failed else 0), err
     assert report["daemons"] == {n.name: n.daemon for n in plan.nodes}
+    assert report["worlds"] == parallel
     for s in scenarios:
         assert s["converge_s"] < 10.0, s
     assert _lab_namespaces(runs[key].pid) == []
@@ -251,3 +263,46 @@ def test_prod_uplink_is_the_interface_going_down(runs: dict[str, Run]) -> None:
     observed = uplink["observed"]
     assert isinstance(observed, dict)
     assert all(observed[vip] == "lb2" for vip in ("192.0.2.53", "192.0.2.101", "192.0.2.111")), err
+
+
+def test_disjoint_scenarios_struck_together_and_the_rollout_checked(runs: dict[str, Run]) -> None:
+    """pairs: n1/n2 and n3/n4 share nothing, so faults on both pairs are struck at once and each is judged on
+    its own VIP. --against HEAD rolls out `a`'s priorities raised by 20: the recommended order (n1 first)
+    moves nothing; the worst (n2 first: keepalived, reloaded by SIGHUP, preempts n1's old priority) moves
+    192.0.2.100 over and back, exactly as the review's model predicts; `b` never moves."""
+    code, report, err = runs["pairs/mixed"].result()
+    assert code == 0, err
+    by_label = {s["scenario"]: s for s in report["scenarios"]}  # type: ignore[union-attr]
+    assert by_label["n1 down"]["alongside"] == ["n3 down"]
+    assert by_label["n1 down"]["predicted"] == {"192.0.2.100": "n2"} == by_label["n1 down"]["observed"]
+    assert by_label["n3 down"]["observed"] == {"192.0.2.101": "n4"}
+    rec, worst = report["rollout"]  # type: ignore[misc]
+    assert (rec["kind"], rec["order"], rec["ok"], rec["changes"]) == ("recommended", ["n1", "n2"], True, {}), err
+    assert rec["observed"] == {"192.0.2.100": ["n1", "n1", "n1"], "192.0.2.101": ["n3", "n3", "n3"]}
+    assert (worst["kind"], worst["order"], worst["ok"]) == ("worst", ["n2", "n1"], True), err
+    assert worst["observed"] == {"192.0.2.100": ["n1", "n2", "n1"], "192.0.2.101": ["n3", "n3", "n3"]}
+    hops = worst["changes"]["192.0.2.100"]
+    assert (hops[0], hops[-1], "n2" in hops, "192.0.2.101" in worst["changes"]) == ("n1", "n1", True, False)
+    assert worst["predicted_transient_moves"] == 2 and rec["predicted_transient_moves"] == 0
+
+
+def test_wrong_rollout_prediction_is_caught_and_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A rollout model that forgets preemption (the incumbent always keeps the VIP) says no order moves
+    anything; the lab reloads n2 first and sees it take 192.0.2.100."""
+    from hacc.compiler import rollout
+
+    real = rollout.transition
+
+    def no_preemption(incumbent, contenders):  # type: ignore[no-untyped-def]
+        return real(incumbent, [dataclasses.replace(c, preempt=False) for c in contenders])
+
+    monkeypatch.setattr(rollout, "transition", no_preemption)
+    site = site_repo(tmp_path / "repo")
+    monkeypatch.chdir(site.parent.parent)
+    result = CliRunner().invoke(lab, [str(site), "--fast", "--scenarios", "normal", "--against", "HEAD"])
+    assert result.exit_code == 1, result.output
+    assert "MISMATCH rollout 'n2 -> n1' (other) after reloading n2: VIP 192.0.2.100 predicted n1, observed n2" in (
+        result.stderr
+    )
+    assert "rollout n1 -> n2 moved nothing" in result.stdout
+    assert _lab_namespaces(os.getpid()) == []

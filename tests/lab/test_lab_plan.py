@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 from hacc.compiler.build import build_from_path
-from hacc.compiler.lab.plan import LabRefused, fast_config, lab_plan, select, stand_in_text
+from hacc.compiler.lab.plan import LabRefused, batches, fast_config, lab_plan, scope, select, stand_in_text
+from hacc.compiler.lab.rollout_plan import RolloutPlan, rollout_plan
+from hacc.compiler.rollout_file import rollout_text
+from hacc.compiler.semantic_diff import semantic_diff
+from lab_sites import PAIRS_SITE, RAISED
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ROOT / "sites"
@@ -144,3 +150,99 @@ def test_stand_in_answers_from_switch_and_file_and_logs(tmp_path: Path) -> None:
         ["haproxy", "1"],
         ["-", "0"],
     ]
+
+
+# --- scenarios struck together --------------------------------------------------------------------------------
+
+
+def _site_plan(text: str, tmp_path: Path, name: str = "s"):  # type: ignore[no-untyped-def]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return lab_plan(build_from_path(path), "hacc", True)
+
+
+def test_batches_strike_scenarios_on_disjoint_routers_together(tmp_path: Path) -> None:
+    plan = _site_plan(PAIRS_SITE, tmp_path)
+    groups = batches(plan, plan.scenarios)
+    assert [[s.label for s in g] for g in groups] == [
+        ["n1 down", "n3 down"],
+        ["n2 down", "n4 down"],
+        ["haproxy fails on n1", "haproxy fails on n3"],
+        ["haproxy fails on n2", "haproxy fails on n4"],
+        ["n1 eth0 down", "n3 eth0 down"],
+        ["n2 eth0 down", "n4 eth0 down"],
+    ]
+    assert scope(plan, groups[0][0]) == {"192.0.2.100"} and scope(plan, groups[0][1]) == {"192.0.2.101"}
+    # every scenario but normal runs exactly once
+    assert sorted(s.label for g in groups for s in g) == sorted(s.label for s in plan.scenarios[1:])
+
+
+@pytest.mark.parametrize("site", ["haproxy-mb", "haproxy-mm", "lvs-dr", "prod"])
+def test_batches_never_share_a_node_or_a_vip(site: str) -> None:
+    """The example sites' services overlap in nodes: nothing can be struck together there."""
+    plan = _plan(site, fast=True)
+    for group in batches(plan, plan.scenarios):
+        nodes = [s.node for s in group]
+        assert len(set(nodes)) == len(nodes)
+        scopes = [scope(plan, s) for s in group]
+        assert sum(len(s) for s in scopes) == len(frozenset().union(*scopes))
+
+
+def test_generated_ten_node_site_runs_in_eight_rounds() -> None:
+    """bench/lab.py's 10-node / 50-service site: 40 faults in 8 rounds of 5 (each node's neighbours share
+    its services, so at most every other node is struck at once)."""
+    spec = importlib.util.spec_from_file_location("bench_lab", ROOT / "bench" / "lab.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = _site_plan(bench.generated_site(), Path(tmp), "gen10x50")
+    assert [len(g) for g in batches(plan, plan.scenarios)] == [5] * 8
+
+
+# --- --against: the rollout, planned ------------------------------------------------------------------------
+
+
+def _builds(before: str, after: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "old").mkdir(parents=True)
+    (tmp_path / "new").mkdir(parents=True)
+    (tmp_path / "old" / "pairs.yaml").write_text(before)
+    (tmp_path / "new" / "pairs.yaml").write_text(after)
+    return build_from_path(tmp_path / "old" / "pairs.yaml"), build_from_path(tmp_path / "new" / "pairs.yaml")
+
+
+def test_rollout_plan_recommended_and_worst_order(tmp_path: Path) -> None:
+    old, new = _builds(PAIRS_SITE, RAISED, tmp_path)
+    rp = rollout_plan(old, new, "HEAD", "mixed", True)
+    assert isinstance(rp, RolloutPlan)
+    assert rp.changed == ("n1", "n2")
+    # what the tree's rollout file carries for this change (the order hacc sync follows)
+    assert json.loads(rollout_text(new.plan, {r.service: r for r in semantic_diff(old.plan, new.plan).rollouts}))[
+        "order"
+    ][:2] == ["n1", "n2"]
+    rec, worst = rp.orders
+    assert (rec.kind, rec.nodes, dict(rec.predicted), rec.predicted_extra) == (
+        "recommended", ("n1", "n2"), {"192.0.2.100": ("n1", "n1", "n1"), "192.0.2.101": ("n3", "n3", "n3")}, 0,
+    )  # fmt: skip
+    assert (worst.kind, worst.nodes, dict(worst.predicted), worst.predicted_extra) == (
+        "worst", ("n2", "n1"), {"192.0.2.100": ("n1", "n2", "n1"), "192.0.2.101": ("n3", "n3", "n3")}, 2,
+    )  # fmt: skip
+    # the lab starts from the old build, with mixed daemons as asked, and the new files ready per node
+    files = {n.name: dict((f, t) for f, t, _ in n.files) for n in rp.lab.nodes}
+    assert "priority 100" in files["n1"]["keepalived.conf"]
+    assert "priority 120" in dict((f, t) for f, t, _ in rp.new_files["n1"])["keepalived.conf"]
+    assert [n.daemon for n in rp.lab.nodes] == ["hacc", "keepalived", "hacc", "keepalived"]
+    assert rp.lab.predicted[("normal", "192.0.2.100")] == "n1"
+
+
+def test_rollout_plan_nothing_to_roll_out_and_layout_refused(tmp_path: Path) -> None:
+    old, new = _builds(PAIRS_SITE, PAIRS_SITE, tmp_path)
+    assert rollout_plan(old, new, "main", "hacc", True) == (
+        "no node's generated files differ from main: nothing to roll out"
+    )
+    moved = PAIRS_SITE.replace("192.0.2.14/24", "192.0.2.15/24")
+    old2, new2 = _builds(PAIRS_SITE, moved, tmp_path / "x")
+    with pytest.raises(LabRefused, match="nodes, their interfaces or addresses differ from main"):
+        rollout_plan(old2, new2, "main", "hacc", True)
