@@ -51,7 +51,8 @@ def test_pr_workflow_gates_and_reports() -> None:
     assert pr["permissions"] == {}  # nothing by default; the job asks for what it needs
     assert pr["jobs"]["review"]["permissions"] == {"contents": "read", "pull-requests": "write"}
     runs = _runs(pr)
-    assert 'hacc build "$site" --check --frozen --format github' in runs
+    # the rollout file must hold the review's order for this change: verified against the base branch
+    assert 'hacc build "$site" --check --frozen --against "origin/$BASE_REF" --format github' in runs
     assert "hacc schema -o schemas --check" in runs
     assert 'hacc diff "$site" --against "origin/$BASE_REF" --format markdown' in runs
     assert '>> "$GITHUB_STEP_SUMMARY"' in runs
@@ -141,3 +142,17 @@ def test_pr_workflow_runs_only_for_site_changes_and_works_for_forks() -> None:
     # a fork's read-only token cannot comment: skip the step there (the job summary is the report)
     assert "github.event.pull_request.head.repo.full_name == github.repository" in comment["if"]
     assert "pull_request_target" not in pr["on"]  # never run a fork's code with a write token
+
+
+def test_pr_workflow_runs_the_lab_on_changed_sites_and_comments_it() -> None:
+    pr = _load("pr.yml")
+    steps = pr["jobs"]["review"]["steps"]
+    names = [s.get("name", "") for s in steps]
+    lab = next(s for s in steps if s.get("id") == "lab")
+    comment = next(s for s in steps if s.get("uses", "").startswith("actions/github-script"))
+    assert names.index(lab["name"]) < steps.index(comment)  # its section is in the comment
+    assert 'git diff --name-only "origin/$BASE_REF...HEAD" -- sites/' in lab["run"]
+    assert 'hacc lab "$site" --fast --against "origin/$BASE_REF" --format markdown' in lab["run"]
+    assert "sudo --preserve-env" in lab["run"] and "safe.directory" in lab["run"]
+    assert "cat hacc-lab.md >> hacc-diff.md" in lab["run"] and 'exit "$status"' in lab["run"]
+    assert lab["env"] == {"BASE_REF": "${{ github.base_ref }}"}
