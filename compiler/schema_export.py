@@ -7,8 +7,9 @@ file) validate, complete and describe site files with it.
 Editors get two departures from pydantic's output. A dict whose keys have a pattern keeps its value schema
 for every key and checks the key's pattern (`propertyNames`). An `anyOf` of plain alternatives of different types (an
 optional scalar, a VRID or a list of VRIDs) becomes one schema with a list of types, and every `anyOf`
-left (a model or its shorthand) has a title on each alternative. yaml-language-server's hover takes
-untitled alternatives as all matched and shows "Port || Port" with the description replaced by " || ".
+left (a model or its shorthand) has a title on each alternative, and the field's description rather than
+its form's. yaml-language-server's hover takes untitled alternatives as all matched and shows "Port || Port"
+with the description replaced by " || ".
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def _for_editors(node: Any) -> None:
     else:
         for alternative in node["anyOf"]:
             alternative.setdefault("title", _alternative_title(alternative))
+            if "description" in node and "$ref" not in alternative:
+                # the field's own description says more than its form's, and editors show the first they meet
+                alternative.pop("description", None)
 
 
 def site_schema() -> dict[str, Any]:

@@ -94,6 +94,9 @@ def test_hover_shows_the_models_descriptions_and_examples(editor: LspClient) -> 
     address = _hover_at(editor, uri, text, "address: 192.0.2.11/24")
     assert "primary address with prefix on the node's main interface" in address
     assert "Example:" in address and "192.0.2.11/24" in address
+    # a model or its ADDRESS:PORT shorthand: the form as title, the field's description
+    sorry = _hover_at(editor, uri, text, "sorry_server: 192.0.2.250:80")
+    assert sorry.startswith("#### ADDRESS:PORT\n\nwhere traffic goes while every real server is down"), sorry
     # an enum lists its values
     assert "* `wlc`" in _hover_at(editor, uri, text, "lb_algo: wlc")
     editor.close(uri)
