@@ -33,6 +33,8 @@ INCLUDE_KEYWORDS = frozenset({"include", "includer", "includem", "includew", "in
 _STRICT_INCLUDES = INCLUDE_KEYWORDS - {"include"}  # variants that make a failed include an error
 _DEFINITION = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.DOTALL)
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)((?:\s+\d+){0,2})\}|\$([A-Za-z_][A-Za-z0-9_]*)(?=\s|\Z)")
+_COMMENT = re.compile(r"[#!]")
+_UNQUOTED = re.compile(r"[{}]|[^\s{}]+")
 _ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
@@ -67,6 +69,14 @@ def read_text_file(path: Path) -> str:
 
 def strip_comment(text: str) -> str:
     """Cut `#`/`!` comments; inside quotes they are literal (use ${_HASH}/${_BANG} elsewhere)."""
+    if '"' not in text and "'" not in text:
+        # most lines have no quotes: the first `#` or `!` starts the comment (no per-character loop)
+        m = _COMMENT.search(text)
+        return text if m is None else text[: m.start()]
+    return _strip_comment_quoted(text)
+
+
+def _strip_comment_quoted(text: str) -> str:
     quote = ""
     i = 0
     while i < len(text):
@@ -105,6 +115,14 @@ def _unescape(text: str, i: int) -> tuple[str, int]:
 
 def tokenize(text: str, loc: SourceLoc, sink: DiagnosticSink) -> Line:
     """Split one logical line into words, quoted strings and braces."""
+    if '"' not in text and "'" not in text:
+        # no quotes (most lines): words are runs of non-space, non-brace characters, as in
+        # _tokenize_quoted's loop (the regex's \s and str.isspace agree on what whitespace is)
+        return [Token(word, loc) for word in _UNQUOTED.findall(text)]
+    return _tokenize_quoted(text, loc, sink)
+
+
+def _tokenize_quoted(text: str, loc: SourceLoc, sink: DiagnosticSink) -> Line:
     tokens: Line = []
     word: list[str] = []
     quoted = False

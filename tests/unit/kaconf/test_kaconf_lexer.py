@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from hacc.runtime.kaconf.diagnostics import DiagnosticSink, SourceLoc
-from hacc.runtime.kaconf.lexer import expand_braces, strip_comment, tokenize
+from hacc.runtime.kaconf.lexer import _strip_comment_quoted, _tokenize_quoted, expand_braces, strip_comment, tokenize
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kaconf_helpers import errors, instance_conf, lines, parse, warnings
 
 LOC = SourceLoc("t.conf", 1)
@@ -161,3 +163,15 @@ def test_brace_expansion_for_include_patterns() -> None:
     assert expand_braces("{a/{,c,d},b}.conf") == ["a/.conf", "a/c.conf", "a/d.conf", "b.conf"]
     assert expand_braces("plain.conf") == ["plain.conf"]
     assert expand_braces("{single}.conf") == ["{single}.conf"]
+
+
+# the fast paths for lines without quotes must split exactly as the character loops do
+_UNQUOTED_TEXT = st.text(st.sampled_from(list("ab1 {}#!\t\v\f\x1c\x85\xa0\u2028\u3000x=$\\@.")), max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_UNQUOTED_TEXT)
+def test_unquoted_fast_paths_agree_with_the_character_loops(text: str) -> None:
+    assert strip_comment(text) == _strip_comment_quoted(text)
+    fast = [(t.text, t.quoted) for t in tokenize(text, LOC, DiagnosticSink())]
+    assert fast == [(t.text, t.quoted) for t in _tokenize_quoted(text, LOC, DiagnosticSink())]
