@@ -30,7 +30,7 @@ def config_test(
         problem = "is a directory" if path.is_dir() else "not found"
         print(f"{path}: configuration file {problem}", file=out)
         return EXIT_UNUSABLE
-    loaded = load_node(path, config_id=config_id)
+    loaded = load_node(path, config_id=config_id, identify=False)
     errors = list(loaded.errors)
     if check_interfaces and loaded.spec is not None:
         errors += interface_problems(loaded.spec)

@@ -21,12 +21,11 @@ import ipaddress
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from hacc.runtime.instance import ActionExecutor, Effects, GroupLink, Instance
-from hacc.runtime.ipvs.netlink import IpvsBackend
 from hacc.runtime.load import Loaded, Revision
-from hacc.runtime.lvs import LvsManager
 from hacc.runtime.net.addresses import InterfaceInfo, RtnlAddresses, Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.links import LinkEvent, LinkMonitor
@@ -46,12 +45,18 @@ from hacc.runtime.reconcile import (
     UpdateInstance,
     reconcile,
 )
-from hacc.runtime.scripts import ScriptRunner, ScriptSpec
-from hacc.runtime.smtp import SmtpAlerter
-from hacc.runtime.spec import EMPTY, DaemonSpec, InstanceKey, InstanceSpec
+from hacc.runtime.scripts import ScriptRunner
+from hacc.runtime.spec import EMPTY, DaemonSpec, InstanceKey, InstanceSpec, ScriptSpec
 from hacc.runtime.vrrp.io import VrrpInterfaceSocket, VrrpInterfaceSocket6
 from hacc.runtime.vrrp.state import VRRPInstance
 from hacc.runtime.vrrp.sync import SyncGroup
+
+if TYPE_CHECKING:
+    # imported where first used: IPVS and the checkers with the first virtual_server, smtplib and email
+    # with smtp settings, so a VRRP-only node loads neither (tests/integration/test_lazy_imports.py)
+    from hacc.runtime.ipvs.netlink import IpvsBackend
+    from hacc.runtime.lvs import LvsManager
+    from hacc.runtime.smtp import SmtpAlerter
 
 log = logging.getLogger("hacc.daemon")
 
@@ -81,7 +86,9 @@ class Rejected:
 
 
 class Daemon:
-    def __init__(self, addresses: RtnlAddresses | None = None, ipvs: IpvsBackend | None = None) -> None:
+    def __init__(self, addresses: RtnlAddresses | None = None, ipvs: Callable[[], IpvsBackend] | None = None) -> None:
+        """`ipvs` makes the IPVS backend (default: the kernel's, through pyroute2) with the first
+        virtual_server, so a VRRP-only node imports no IPVS code."""
         self.spec: DaemonSpec = EMPTY
         self.revision: Revision | None = None
         self.rejected: Rejected | None = None
@@ -102,7 +109,7 @@ class Daemon:
         self._executor = ActionExecutor()
         self._effects = Effects(self._addresses, self._notify, None, self._mac_of, self._executor)
         self._opened = False
-        self._ipvs = ipvs
+        self._make_ipvs = ipvs
         self.lvs: LvsManager | None = None  # created with the first virtual_server: VRRP-only nodes never load ip_vs
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -265,8 +272,9 @@ class Daemon:
             if not op.virtual_servers:
                 return
             from hacc.runtime.ipvs.netlink import PyrouteIpvs
+            from hacc.runtime.lvs import LvsManager
 
-            lvs = LvsManager(self._ipvs or PyrouteIpvs(), self._notify, _crash_in_loop, lambda: self._smtp)
+            lvs = LvsManager((self._make_ipvs or PyrouteIpvs)(), self._notify, _crash_in_loop, lambda: self._smtp)
             try:
                 await lvs.open()
             except (NetError, OSError) as exc:
@@ -392,7 +400,12 @@ class Daemon:
     def _set_globals(self) -> None:
         smtp = self.spec.smtp
         if self._smtp is None or smtp is None or self._smtp.settings != smtp:
-            self._smtp = SmtpAlerter(smtp) if smtp else None
+            if smtp:
+                from hacc.runtime.smtp import SmtpAlerter
+
+                self._smtp = SmtpAlerter(smtp)
+            else:
+                self._smtp = None
             self._effects.smtp = self._smtp
 
     def _relink_groups(self, desired: DaemonSpec) -> None:

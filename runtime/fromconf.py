@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from hacc.runtime.ipvs.fromconf import ipvs_spec
 from hacc.runtime.kaconf.model import KeepalivedConfig, VrrpInstance
 from hacc.runtime.net.addresses import Vip
-from hacc.runtime.notify import NotifySpec
-from hacc.runtime.scripts import ScriptSpec
-from hacc.runtime.smtp import SmtpSettings
-from hacc.runtime.spec import DaemonSpec, InstanceKey, InstanceSpec, SyncGroupSpec
+from hacc.runtime.spec import (
+    DaemonSpec,
+    InstanceKey,
+    InstanceSpec,
+    NotifySpec,
+    ScriptSpec,
+    SmtpSettings,
+    SyncGroupSpec,
+)
 from hacc.runtime.vrrp.errors import ConfigError
 from hacc.runtime.vrrp.state import InstanceConfig, TrackedInterface, TrackedScript
+
+if TYPE_CHECKING:
+    from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 
 UNBOUND = "0.0.0.0"  # primary_ip placeholder until the interface is looked up
 UNBOUND6 = "::"  # the same for IPv6 (the link-local address is looked up at bind time)
@@ -138,9 +146,15 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
             warnings.append(f"{group.source}: vrrp_sync_group {group.name}: group tracking is not supported")
         if len(members) >= 2:
             sync_groups.append(SyncGroupSpec(group.name, members))
-    lvs = ipvs_spec(conf)
-    errors.extend(lvs.errors)
-    warnings.extend(lvs.warnings)
+    virtual_servers: tuple[VirtualServerSpec, ...] = ()
+    if conf.virtual_servers:
+        # the IPVS and checker specs are imported only by configs that have virtual servers
+        from hacc.runtime.ipvs.fromconf import ipvs_spec
+
+        lvs = ipvs_spec(conf)
+        errors.extend(lvs.errors)
+        warnings.extend(lvs.warnings)
+        virtual_servers = lvs.virtual_servers
     scripts = tuple(
         ScriptSpec(
             name=s.name,
@@ -174,6 +188,6 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
         scripts=scripts,
         smtp=smtp,
         sync_groups=tuple(sync_groups),
-        virtual_servers=lvs.virtual_servers,
+        virtual_servers=virtual_servers,
     )
     return Conversion(spec, errors, warnings)

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hacc.runtime.loglimit import LogLimiter
 from hacc.runtime.net.addresses import AddressBackend, Vip
@@ -33,7 +33,6 @@ from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.garp import send_gratuitous_arps
 from hacc.runtime.net.ndisc import send_neighbour_advertisements
 from hacc.runtime.notify import NotifyRunner
-from hacc.runtime.smtp import SmtpAlerter
 from hacc.runtime.spec import InstanceSpec
 from hacc.runtime.vrrp.actions import (
     Action,
@@ -49,6 +48,9 @@ from hacc.runtime.vrrp.io import MCAST_GROUP, MCAST_GROUP6, IpAddress
 from hacc.runtime.vrrp.packet import IPv4Datagram, VRRPPacket, encode
 from hacc.runtime.vrrp.state import InstanceConfig, VRRPInstance
 from hacc.runtime.vrrp.sync import SyncGroup
+
+if TYPE_CHECKING:
+    from hacc.runtime.smtp import SmtpAlerter  # the daemon imports it only when smtp is configured
 
 log = logging.getLogger("hacc.vrrp")
 

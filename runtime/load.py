@@ -13,10 +13,7 @@ the config does not include never cause a reload.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,8 +54,11 @@ class Loaded:
         return self.spec is not None
 
 
-def load_node(path: Path, *, config_id: str | None = None) -> Loaded:
-    """Read and validate the config at `path` (blocking: call it from a thread in the daemon)."""
+def load_node(path: Path, *, config_id: str | None = None, identify: bool = True) -> Loaded:
+    """Read and validate the config at `path` (blocking: call it from a thread in the daemon).
+
+    `identify=False` (a config test, which reports no revision) leaves the revision's digest empty and
+    its commit unset: no hashing and no `git` process."""
     read: dict[str, bytes] = {}
     stats: list[tuple[str, int, int, int]] = []
 
@@ -71,7 +71,8 @@ def load_node(path: Path, *, config_id: str | None = None) -> Loaded:
 
     result = load_config(path, read=recording_reader, config_id=config_id)
     unique_stats = tuple(sorted({s[0]: s for s in stats}.values()))  # a file included twice is one file
-    revision = Revision(_digest(read), git_commit(path.parent), tuple(result.config.files), unique_stats)
+    digest, commit = (_digest(read), git_commit(path.parent)) if identify else ("", None)
+    revision = Revision(digest, commit, tuple(result.config.files), unique_stats)
     warnings = [str(d) for d in result.warnings if d.code not in FATAL_AT_RUNTIME]
     errors = [str(d) for d in result.errors] + [
         f"{d.file}:{d.line}: {d.message} (hacc run refuses a config with a missing include)"
@@ -91,6 +92,8 @@ def load_node(path: Path, *, config_id: str | None = None) -> Loaded:
 
 
 def _digest(files: dict[str, bytes]) -> str:
+    import hashlib  # imported here: a config test hashes nothing, so it never loads OpenSSL's libcrypto
+
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode() + b"\0" + len(files[name]).to_bytes(8, "big") + files[name])
@@ -99,6 +102,9 @@ def _digest(files: dict[str, bytes]) -> str:
 
 def git_commit(directory: Path) -> str | None:
     """HEAD of the git work tree holding `directory`, or None (not a work tree, no git)."""
+    import shutil
+    import subprocess  # imported here: a config test runs no git
+
     git = shutil.which("git")
     if git is None:
         return None

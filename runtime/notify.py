@@ -12,25 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from hacc.runtime.process import run_command, split_command
+from hacc.runtime.spec import NotifySpec
 
 log = logging.getLogger("hacc.notify")
 
 STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
-
-
-@dataclass(frozen=True, slots=True)
-class NotifySpec:
-    master: str | None = None
-    backup: str | None = None
-    fault: str | None = None
-    stop: str | None = None
-    generic: str | None = None  # `notify SCRIPT`
-    timeout: float = 30.0
-    user: str | None = None  # global_defs script_user; None: root
-    group: str | None = None
 
 
 def notify_commands(spec: NotifySpec, kind: str, name: str, state: str, priority: int) -> list[list[str]]:

@@ -3,11 +3,13 @@
 Shared by the vrrp_script tracker (scripts.py) and the notify runner (notify.py). A command line
 is split like keepalived does (whitespace, with single or double quotes grouping words), never
 handed to /bin/sh. Each child gets its own session so a timeout kills its whole process group.
+
+`split_command` is also how config checking (check/spec.py, security.py) reads command lines, so this
+module imports asyncio in `run_command` only: `hacc run --config-test` never loads the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -47,6 +49,8 @@ async def run_command(
     """Run argv with stdin/stdout/stderr on /dev/null, as `user`/`group` when given (script_user);
     kill its process group after `timeout` s. A user without a group runs with the user's primary
     group (keepalived's set_script_uid_gid), never with the daemon's (root's)."""
+    import asyncio
+
     run_group: str | int | None = group
     if user is not None and group is None:
         try:

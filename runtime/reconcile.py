@@ -26,11 +26,13 @@ scripts nobody tracks any more are stopped last.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-from hacc.runtime.ipvs.fromconf import VirtualServerSpec
-from hacc.runtime.scripts import ScriptSpec
-from hacc.runtime.spec import DaemonSpec, InstanceKey, InstanceSpec
+from hacc.runtime.spec import DaemonSpec, InstanceKey, InstanceSpec, ScriptSpec
 from hacc.runtime.vrrp.state import InstanceConfig
+
+if TYPE_CHECKING:
+    from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,30 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from hacc.runtime.aio import cancel_and_wait
 from hacc.runtime.process import RunResult, run_command, split_command
+from hacc.runtime.spec import ScriptSpec
 
 log = logging.getLogger("hacc.scripts")
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptSpec:
-    name: str
-    command: str
-    interval: float = 1.0
-    timeout: float | None = None  # None: keepalived's default, the interval
-    rise: int = 1
-    fall: int = 1
-    weight: int = 0
-    init_fail: bool = False
-    user: str | None = None  # run as (the script's `user`, else global_defs script_user); None: root
-    group: str | None = None
-
-    @property
-    def effective_timeout(self) -> float:
-        return self.timeout if self.timeout else self.interval
 
 
 class ScriptTracker:

@@ -24,9 +24,8 @@ from pathlib import Path
 
 from hacc.runtime.check.spec import MiscSpec
 from hacc.runtime.kaconf.model import GlobalDefs
-from hacc.runtime.notify import NotifySpec
 from hacc.runtime.process import split_command
-from hacc.runtime.spec import DaemonSpec
+from hacc.runtime.spec import DaemonSpec, NotifySpec
 
 
 @dataclass(frozen=True, slots=True)

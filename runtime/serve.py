@@ -19,16 +19,19 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hacc.runtime.control import ControlServer
 from hacc.runtime.daemon import Daemon, DaemonError
 from hacc.runtime.load import Loaded
-from hacc.runtime.metrics import MetricsExporter
 from hacc.runtime.net.addresses import Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.reload import ConfigWatcher, Reloader
 from hacc.runtime.sdnotify import Notifier
+
+if TYPE_CHECKING:
+    from hacc.runtime.ipvs.netlink import IpvsBackend
+    from hacc.runtime.metrics import MetricsExporter  # imported only with --metrics / --metrics-textfile
 
 log = logging.getLogger("hacc.daemon")
 
@@ -39,6 +42,12 @@ DUMP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 STOP_TIMEOUT = 10.0
 # set to 1 in tests only: the status socket then accepts {"cmd": "fault"}, which raises in the loop
 FAULT_INJECTION_ENV = "HACC_FAULT_INJECTION"
+
+
+def _memory_ipvs() -> IpvsBackend:
+    from hacc.runtime.ipvs.memory import MemoryIpvs
+
+    return MemoryIpvs()
 
 
 class Service:
@@ -55,21 +64,20 @@ class Service:
         self.config_path = config_path
         self.control_path = control_path
         self.watch = watch
-        ipvs = None
         if lvs_dry_run:
-            from hacc.runtime.ipvs.memory import MemoryIpvs
-
-            ipvs = MemoryIpvs()
             log.warning("LVS dry run: health checkers run, IPVS changes go to an in-memory table only")
-        self.daemon = Daemon(ipvs=ipvs)
+        self.daemon = Daemon(ipvs=_memory_ipvs if lvs_dry_run else None)
         self.crash: BaseException | None = None
         self._stopping = asyncio.Event()
         self.notifier = Notifier()
         self.reloader = Reloader(config_path, self._reload, self._crashed)
         self.watcher = ConfigWatcher(self.reloader)
         self._control: ControlServer | None = None
-        wanted = metrics is not None or metrics_textfile is not None
-        self.metrics = MetricsExporter(self.daemon.status_async, metrics, metrics_textfile) if wanted else None
+        self.metrics: MetricsExporter | None = None
+        if metrics is not None or metrics_textfile is not None:
+            from hacc.runtime.metrics import MetricsExporter
+
+            self.metrics = MetricsExporter(self.daemon.status_async, metrics, metrics_textfile)
 
     async def _reload(self, loaded: Loaded, trigger: str) -> str:
         # systemd hears about reloads an operator asked for (systemctl reload, the control socket);

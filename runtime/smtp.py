@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
-import socket
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+
+from hacc.runtime.spec import SmtpSettings
 
 log = logging.getLogger("hacc.smtp")
 
@@ -22,17 +22,6 @@ _BODY = {
     "FAULT": "=> VRRP Instance is nolonger owning VRRP VIPs <=",
     "STOP": "=> VRRP Instance is stopped <=",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpSettings:
-    server: str
-    port: int = 25
-    sender: str = ""
-    recipients: tuple[str, ...] = ()
-    router_id: str = field(default_factory=socket.gethostname)
-    connect_timeout: float = 30.0
-    helo_name: str | None = None
 
 
 def _message(settings: SmtpSettings, subject: str, body: str) -> EmailMessage:

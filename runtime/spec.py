@@ -5,6 +5,9 @@ equal and a hot reload can compare the running spec with the new one resource by
 (reconcile.py). Lookups by name are methods, not dicts, because a dict field would make the spec
 mutable and unhashable.
 
+The settings of notify scripts, vrrp_scripts and smtp_alert live here rather than beside their runners
+(notify.py, scripts.py, smtp.py), so reading and checking a config never imports asyncio or smtplib.
+
 Instance identity is what the wire sees, (interface, VRID, address family), as keepalived matches
 instances on reload: the name is a label, so a renamed instance keeps its state.
 """
@@ -12,16 +15,59 @@ instances on reload: the name is a label, so a renamed instance keeps its state.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.net.addresses import Vip
-from hacc.runtime.notify import NotifySpec
-from hacc.runtime.scripts import ScriptSpec
-from hacc.runtime.smtp import SmtpSettings
 from hacc.runtime.vrrp.state import InstanceConfig
 
+if TYPE_CHECKING:
+    # an annotation only: a node without virtual servers never imports the IPVS and checker specs
+    from hacc.runtime.ipvs.fromconf import VirtualServerSpec
+
 InstanceKey = tuple[str, int, int]  # (interface, VRID, address family)
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySpec:
+    master: str | None = None
+    backup: str | None = None
+    fault: str | None = None
+    stop: str | None = None
+    generic: str | None = None  # `notify SCRIPT`
+    timeout: float = 30.0
+    user: str | None = None  # global_defs script_user; None: root
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptSpec:
+    name: str
+    command: str
+    interval: float = 1.0
+    timeout: float | None = None  # None: keepalived's default, the interval
+    rise: int = 1
+    fall: int = 1
+    weight: int = 0
+    init_fail: bool = False
+    user: str | None = None  # run as (the script's `user`, else global_defs script_user); None: root
+    group: str | None = None
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.timeout if self.timeout else self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    server: str
+    port: int = 25
+    sender: str = ""
+    recipients: tuple[str, ...] = ()
+    router_id: str = field(default_factory=socket.gethostname)
+    connect_timeout: float = 30.0
+    helo_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

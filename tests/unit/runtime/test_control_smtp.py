@@ -7,7 +7,8 @@ import importlib.util
 from pathlib import Path
 
 from hacc.runtime.control import ControlServer, default_socket_path, query
-from hacc.runtime.smtp import SmtpAlerter, SmtpSettings
+from hacc.runtime.smtp import SmtpAlerter
+from hacc.runtime.spec import SmtpSettings
 
 _SINK = Path(__file__).parents[2] / "integration" / "smtp_sink.py"
 _spec = importlib.util.spec_from_file_location("smtp_sink", _SINK)

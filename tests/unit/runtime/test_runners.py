@@ -6,9 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from hacc.runtime.notify import NotifyRunner, NotifySpec, notify_commands
+from hacc.runtime.notify import NotifyRunner, notify_commands
 from hacc.runtime.process import run_command, split_command
-from hacc.runtime.scripts import ScriptRunner, ScriptSpec, ScriptTracker
+from hacc.runtime.scripts import ScriptRunner, ScriptTracker
+from hacc.runtime.spec import NotifySpec, ScriptSpec
 
 
 def test_split_command_like_keepalived() -> None:
