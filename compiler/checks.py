@@ -18,14 +18,14 @@ from .lvs_plan import KEEPALIVED_QUORUM, LvsPlans, VirtualServerPlan
 from .model import Service, Site, VirtualServer
 from .plan import InstancePlan
 from .resolve import (
-    address_text,
     all_vips,
     node_interfaces,
     service_interface,
     settings,
     vip_address,
-    vip_interface,
+    vip_address_text,
     vip_loc,
+    vip_prefixlen,
 )
 
 MAX_LABEL = 15  # IFNAMSIZ - 1: the kernel rejects longer labels
@@ -61,10 +61,12 @@ class _Checker:
         self.lvs = lvs
         self.secrets = secrets
         self.result = CheckResult()
+        self._error_count = 0  # errors so far: a service compares it before and after its checks
         self._per_node: dict[tuple[Loc, str, str | None], list[str]] = {}
 
     def error(self, loc: Loc, message: str, service: str | None = None) -> None:
         self.result.diagnostics.append(self.smap.diagnostic(loc, message))
+        self._error_count += 1
         if service is not None:
             self.result.broken_services.add(service)
 
@@ -139,16 +141,16 @@ class _Checker:
 
     def check_service(self, name: str, service: Service) -> None:
         loc: Loc = ("services", name)
-        before = len(self.result.errors)
+        before = self._error_count
         self.check_references(name, service)
         self.check_shape(name, service)
         self.check_settings(name, service)
-        if len(self.result.errors) == before:
+        if self._error_count == before:
             # interface resolution needs valid node names; skip it when they are broken
             self.check_interfaces(name, service)
         for i, (vs, plan) in enumerate(zip(service.virtual_servers, self.lvs[name], strict=True)):
             self.check_virtual_server((*loc, "virtual_servers", i), name, service, vs, plan)
-        if len(self.result.errors) != before:
+        if self._error_count != before:
             self.result.broken_services.add(name)
 
     def check_references(self, name: str, service: Service) -> None:
@@ -254,7 +256,7 @@ class _Checker:
         loc: Loc = ("services", name)
         networks: dict[str, ipaddress.IPv4Network] = {}
         vips = [
-            (vip_loc(loc, service.vips, i, j), vip)
+            (vip_loc(loc, service.vips, i, j), vip, vip_address(vip), vip_prefixlen(vip))
             for i, vip_set in enumerate(service.vips)
             for j, vip in enumerate(vip_set)
         ]
@@ -290,13 +292,12 @@ class _Checker:
                         "keepalived ignores that (the instance already goes to FAULT when it is down)",
                         node,
                     )
-            for vloc, vip in vips:
+            for vloc, vip, ip, prefix in vips:
                 dev = vip.dev or ifname
                 dev_addr = ifaces.get(dev)
                 if dev_addr is None:
                     self.per_node((*vloc, "dev"), f"{{nodes}} {{has}} no interface {dev!r}", node)
                     continue
-                ip, prefix = vip_address(vip), vip_interface(vip).network.prefixlen
                 if ip not in dev_addr.network:
                     self.per_node(
                         vloc, f"VIP {vip.address} is outside the subnet {dev_addr.network} of {dev} on {{nodes}}", node
@@ -326,7 +327,7 @@ class _Checker:
                         f"label {vip.label!r} must start with '{dev}:', the VIP's interface on {{nodes}}",
                         node,
                     )
-        for vloc, vip in vips:
+        for vloc, vip, _, _ in vips:
             if vip.label is not None and len(vip.label) > MAX_LABEL:
                 self.error(
                     (*vloc, "label"),
@@ -344,7 +345,7 @@ class _Checker:
         self, loc: Loc, name: str, service: Service, vs: VirtualServer, plan: VirtualServerPlan
     ) -> None:
         """`vs` as written (for what the plan drops), `plan` as it runs (for everything else)."""
-        vip_addrs = [address_text(vip_interface(v)) for v in all_vips(service)]
+        vip_addrs = [vip_address_text(v) for v in all_vips(service)]
         if plan.ip is not None and plan.ip not in vip_addrs:
             self.error(
                 (*loc, "ip"),
@@ -353,11 +354,10 @@ class _Checker:
         seen: dict[str, int] = {}
         for i, (rs, rsp) in enumerate(zip(vs.real_servers, plan.real_servers, strict=True)):
             rloc: Loc = (*loc, "real_servers", i)
-            if rsp.endpoint in seen:
-                self.error(
-                    rloc, f"real server {rsp.endpoint} is listed twice (first at real_servers[{seen[rsp.endpoint]}])"
-                )
-            seen.setdefault(rsp.endpoint, i)
+            endpoint = rsp.endpoint
+            if endpoint in seen:
+                self.error(rloc, f"real server {endpoint} is listed twice (first at real_servers[{seen[endpoint]}])")
+            seen.setdefault(endpoint, i)
             if vs.fwmark is not None and rs.port is not None:
                 self.error(
                     (*rloc, "port"),
@@ -382,7 +382,8 @@ class _Checker:
                         (*rloc, "check", "connect_timeout"),
                         "a misc check has no connect_timeout (keepalived rejects it there): bound it with misc.timeout",
                     )
-            self.check_dr_port(plan, rsp.lb_kind, "real server", rsp.port, (*rloc, "port"))
+            if rsp.port != plan.port:  # the same port is always right
+                self.check_dr_port(plan, rsp.lb_kind, "real server", rsp.port, (*rloc, "port"))
             if rs.address in vip_addrs:
                 self.error((*rloc, "address"), f"real server {rs.address} is a VIP")
         sorry = plan.sorry_server
@@ -411,14 +412,17 @@ class _Checker:
     # --- across services ----------------------------------------------------------------------------
 
     def check_duplicate_vips(self) -> None:
-        seen: dict[ipaddress.IPv4Address, str] = {}
+        seen: dict[str, str] = {}  # canonical address text (as the model keeps it) -> its first user
         for name, service in self.site.services.items():
             for i, vip_set in enumerate(service.vips):
                 for j, vip in enumerate(vip_set):
-                    ip = vip_interface(vip).ip
-                    vloc = vip_loc(("services", name), service.vips, i, j)
+                    ip = vip_address_text(vip)
                     if ip in seen:
-                        self.error(vloc, f"VIP {ip} is also used by {seen[ip]}", name)
+                        self.error(
+                            vip_loc(("services", name), service.vips, i, j),
+                            f"VIP {ip} is also used by {seen[ip]}",
+                            name,
+                        )
                     else:
                         seen[ip] = f"service {name!r}"
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
+from pydantic import BaseModel
+
 from .model import HealthCheck, LbAlgo, LbKind, LvsProtocol, RealServer, Service, Site, VirtualServer
-from .resolve import address_text, all_vips, vip_interface
+from .resolve import all_vips, vip_address_text
 
 CheckKind = Literal["HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK"]
 CHECK_KINDS: dict[str, CheckKind] = {
@@ -129,14 +130,29 @@ def virtual_server_ip(service: Service, vs: VirtualServer) -> str | None:
     if vs.ip is not None:
         return vs.ip
     vips = all_vips(service)
-    return address_text(vip_interface(vips[0])) if vips else None
+    return vip_address_text(vips[0]) if vips else None
 
 
-@lru_cache(maxsize=4096)
+def _values(model: BaseModel) -> tuple[object, ...]:
+    """A model's class and field values, nested models as tuples too: equal exactly when the models are, but
+    hashed and compared in C (pydantic's __hash__ and __eq__ are Python code)."""
+    return (type(model), *[_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()])
+
+
+_CHECKER_CACHE_SIZE = 4096
+_checker_plans: dict[tuple[object, ...], CheckerPlan] = {}
+
+
 def resolve_checker(check: HealthCheck, real_server_port: int | None) -> CheckerPlan:
     """Cached: real servers of one pool usually share one check (equal frozen models), so they share its
-    plan too (plans are frozen)."""
-    return _resolve_checker(check, real_server_port)
+    plan too (plans are frozen). A large site looks up tens of thousands of equal checks, hence the key."""
+    key = (_values(check), real_server_port)
+    plan = _checker_plans.get(key)
+    if plan is None:
+        if len(_checker_plans) >= _CHECKER_CACHE_SIZE:
+            _checker_plans.clear()
+        plan = _checker_plans[key] = _resolve_checker(check, real_server_port)
+    return plan
 
 
 def _resolve_checker(check: HealthCheck, real_server_port: int | None) -> CheckerPlan:

@@ -43,21 +43,25 @@ def settings(site: Site, service: Service) -> Settings:
     )
 
 
+def _v4int(address: str) -> int:
+    a, b, c, d = address.split(".")
+    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+
+
 @lru_cache(maxsize=65536)
 def parse_interface(text: str) -> ipaddress.IPv4Interface:
     """An address/prefix the model already validated (canonical dotted quad), parsed once per build however
     often it is looked up; ipaddress objects are immutable, so sharing them is safe. Built from integers:
     ipaddress's own string parser costs ~50 us an address, which a 10,000-instance site feels."""
     addr, _, prefix = text.partition("/")
-    a, b, c, d = addr.split(".")
-    return ipaddress.IPv4Interface(((int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d), int(prefix or 32)))
+    return ipaddress.IPv4Interface((_v4int(addr), int(prefix or 32)))
 
 
 @lru_cache(maxsize=65536)
 def parse_address(text: str) -> ipaddress.IPv4Address:
     """The address part of a validated address[/prefix], as one shared object (IPv4Interface.ip builds a new
-    one on every access)."""
-    return parse_interface(text).ip
+    one on every access; an IPv4Interface, with its network, costs several times an address)."""
+    return ipaddress.IPv4Address(_v4int(text.partition("/")[0]))
 
 
 @lru_cache(maxsize=4096)
@@ -83,6 +87,15 @@ def vip_address(vip: VipSpec) -> ipaddress.IPv4Address:
     return parse_address(vip.address)
 
 
+def vip_address_text(vip: VipSpec) -> str:
+    """'192.0.2.1' of 192.0.2.1/24: the model keeps VIPs as canonical address/prefix text."""
+    return vip.address.partition("/")[0]
+
+
+def vip_prefixlen(vip: VipSpec) -> int:
+    return int(vip.address.partition("/")[2] or 32)
+
+
 def all_vips(service: Service) -> list[VipSpec]:
     return [vip for vip_set in service.vips for vip in vip_set]
 
@@ -96,7 +109,8 @@ def service_interface(site: Site, node_name: str, service: Service) -> tuple[str
     """The interface a node runs this service's VRRP on: the named one, or the one whose subnet holds the
     first VIP. None when there is no such interface (checks report why)."""
     node = site.nodes[node_name]
-    first = next((vip.address for vip_set in service.vips for vip in vip_set), None)
+    vips = service.vips
+    first = vips[0][0].address if vips and vips[0] else next((v.address for vs in vips for v in vs), None)
     others = tuple(node.interfaces.items()) if node.interfaces else ()
     return _service_interface(node.interface or site.defaults.interface, node.address, others, service.interface, first)
 
