@@ -16,7 +16,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hacc.runtime.check.spec import CheckerSpec, checker_specs
+from hacc.runtime.check.fromconf import checker_specs
+from hacc.runtime.check.spec import CheckerSpec
 from hacc.runtime.ipvs.model import (
     MAX_WEIGHT,
     DestKey,

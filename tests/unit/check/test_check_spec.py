@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import textwrap
 
+from hacc.runtime.check.fromconf import CheckerSpecs, checker_specs
 from hacc.runtime.check.spec import (
-    CheckerSpecs,
     Endpoint,
     HttpSpec,
     MiscSpec,
     StatusCodes,
     TcpSpec,
-    checker_specs,
 )
 from hacc.runtime.kaconf import parse_text
 from hacc.runtime.kaconf.model import KeepalivedConfig
