@@ -110,24 +110,22 @@ def _priorities(service: Service, preferred: str, base: int, step: int) -> dict[
 
 
 def _instance(
-    site: Site,
     name: str,
     service_name: str,
     service: Service,
     preferred: str,
     vrid: int,
     vip_index: int | None,
+    s: Settings,
+    where: Mapping[str, tuple[str, str, str]],
 ) -> InstancePlan:
-    s = settings(site, service)
+    """`where`: each node's (interface, address, network) for the service."""
     prios = _priorities(service, preferred, s.priority, s.priority_step)
     members = []
     network = ""
     for node in sorted(service.nodes, key=lambda n: (-prios[n], service.nodes.index(n))):
-        chosen = service_interface(site, node, service)
-        assert chosen is not None, "checks guarantee every node has the service's interface"
-        ifname, addr = chosen
-        network = network_text(addr)
-        members.append(Member(node, prios[node], address_text(addr), ifname))
+        ifname, address, network = where[node]
+        members.append(Member(node, prios[node], address, ifname))
     vip_sets = service.vips if vip_index is None else [service.vips[vip_index]]
     return InstancePlan(
         name=name,
@@ -144,43 +142,59 @@ def _instance(
     )
 
 
+def _where(site: Site, node: str, service: Service) -> tuple[str, str, str]:
+    chosen = service_interface(site, node, service)
+    assert chosen is not None, "checks guarantee every node has the service's interface"
+    ifname, addr = chosen
+    return ifname, address_text(addr), network_text(addr)
+
+
 def plan_instances(site: Site, vrids: Mapping[str, int], skip: set[str]) -> list[InstancePlan]:
     out = []
     for service_name, service in site.services.items():
         if service_name in skip:
             continue
+        # shared by the service's instances (mm has one per node)
+        s = settings(site, service)
+        where = {node: _where(site, node, service) for node in service.nodes}
         for i, (name, preferred) in enumerate(instance_names(service_name, service)):
             vip_index = i if service.mode == "mm" else None
-            out.append(_instance(site, name, service_name, service, preferred, vrids[name], vip_index))
+            out.append(_instance(name, service_name, service, preferred, vrids[name], vip_index, s, where))
     return out
 
 
-def _node_instance(site: Site, inst: InstancePlan, member: Member) -> NodeInstance:
+def _per_member(site: Site, inst: InstancePlan) -> list[NodeInstance]:
+    """The instance as each of its members renders it; what they share is worked out once."""
     service = site.services[inst.service]
     vip_sets = service.vips if inst.mode == "mb" else [service.vips[service.nodes.index(inst.preferred)]]
-    vips = tuple(VipPlan(v.address, v.dev or member.interface, v.label) for vs in vip_sets for v in vs)
-    peers = tuple(m.address for m in inst.members if m.node != member.node) if inst.settings.unicast else ()
-    scripts = tuple(script_name(c) for c in inst.track if site.checks[c].interface is None)
-    ifaces = tuple(
-        (site.checks[c].interface or "", site.checks[c].weight)
-        for c in inst.track
-        if site.checks[c].interface is not None
-    )
+    checks = [site.checks[c] for c in inst.track]
+    scripts = tuple(script_name(c) for c, check in zip(inst.track, checks, strict=True) if check.interface is None)
+    ifaces = tuple((check.interface or "", check.weight) for check in checks if check.interface is not None)
     top = inst.members[0].node
     # keepalived requires initial state BACKUP with nopreempt and with AH authentication, and clears
     # preempt_delay on a MASTER
     ah = site.auth is not None and site.auth.type == "AH" and inst.settings.vrrp_version == 2
     delayed = not inst.settings.preempt or inst.settings.preempt_delay > 0 or ah
-    state: Literal["MASTER", "BACKUP"] = "MASTER" if member.node == top and not delayed else "BACKUP"
-    return NodeInstance(inst, member, state, vips, peers, scripts, ifaces)
+    vips_on: dict[str, tuple[VipPlan, ...]] = {}  # by the member's interface (a VIP without `dev` goes there)
+    out = []
+    for member in inst.members:
+        vips = vips_on.get(member.interface)
+        if vips is None:
+            vips = vips_on[member.interface] = tuple(
+                VipPlan(v.address, v.dev or member.interface, v.label) for vs in vip_sets for v in vs
+            )
+        peers = tuple(m.address for m in inst.members if m.node != member.node) if inst.settings.unicast else ()
+        state: Literal["MASTER", "BACKUP"] = "MASTER" if member.node == top and not delayed else "BACKUP"
+        out.append(NodeInstance(inst, member, state, vips, peers, scripts, ifaces))
+    return out
 
 
 def plan_site(site: Site, source: str, instances: list[InstancePlan], lvs: LvsPlans) -> SitePlan:
     # one pass over the instances, not one per node: a site's cost follows its number of instances
     by_node: dict[str, list[NodeInstance]] = {name: [] for name in site.nodes}
     for inst in instances:
-        for m in inst.members:
-            by_node[m.node].append(_node_instance(site, inst, m))
+        for ni in _per_member(site, inst):
+            by_node[ni.member.node].append(ni)
     nodes = []
     for node_name, mine in by_node.items():
         node = site.nodes[node_name]

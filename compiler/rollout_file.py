@@ -61,19 +61,20 @@ def service_orders(plan: SitePlan, recommended: Mapping[str, ServiceRollout]) ->
 
 
 def merge(node_list: Sequence[str], orders: Mapping[str, Sequence[str]]) -> list[str]:
-    """A total order of `node_list` respecting every service order, ties broken by the node list."""
-    rank = {n: i for i, n in enumerate(node_list)}
+    """A total order of `node_list` (distinct names) respecting every service order, ties broken by the node
+    list."""
     after: dict[str, set[str]] = {n: set() for n in node_list}  # node -> nodes that must come before it
     for order in orders.values():
         for i, node in enumerate(order):
             if node in after:
                 after[node].update(p for p in order[:i] if p in after)
     done: list[str] = []
-    left = list(node_list)
+    placed: set[str] = set()
+    left = list(node_list)  # in node-list order: the first ready node is the one the node list ranks first
     for _ in range(len(node_list)):
-        ready = [n for n in left if after[n] <= set(done)]
-        pick = min(ready or left, key=lambda n: rank[n])  # a contradiction: follow the node list
+        pick = next((n for n in left if after[n] <= placed), left[0])  # none ready (a contradiction): node list
         done.append(pick)
+        placed.add(pick)
         left.remove(pick)
     return done
 
