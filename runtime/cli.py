@@ -127,7 +127,7 @@ def _run_daemon(
     import asyncio
     import logging
 
-    from hacc.runtime.load import load_node
+    from hacc.runtime.loadproc import load_node_isolated
     from hacc.runtime.logs import configure
     from hacc.runtime.serve import serve
 
@@ -142,7 +142,7 @@ def _run_daemon(
     if refusal:
         log.error("%s", refusal)
         return 1
-    loaded = load_node(path)
+    loaded = load_node_isolated(path)  # a large config in a child: its parse peak stays out of the daemon
     for warning in loaded.warnings:
         log.warning("%s", warning)
     for error in loaded.errors:

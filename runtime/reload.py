@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hacc.runtime.aio import cancel_and_wait
-from hacc.runtime.load import Loaded, load_node
+from hacc.runtime.load import Loaded
+from hacc.runtime.loadproc import load_node_isolated
 
 log = logging.getLogger("hacc.reload")
 logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every batch at INFO; we log reloads
@@ -86,7 +87,7 @@ class Reloader:
         config_path: Path,
         apply: Callable[[Loaded, str], Awaitable[str]],
         on_crash: Callable[[BaseException], None],
-        load: Callable[[Path], Loaded] = load_node,
+        load: Callable[[Path], Loaded] = load_node_isolated,
     ) -> None:
         self.config_path = config_path
         self._apply = apply
