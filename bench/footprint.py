@@ -272,21 +272,31 @@ def timed(
 
 
 def use_bytecode_cache(work: Path) -> None:
-    """Compile hacc once into a private cache that every later start reads (see the docstring)."""
+    """Without bytecode next to hacc's sources, compile into a private cache once (see the docstring)."""
     import importlib.util
 
+    spec = importlib.util.find_spec("hacc.runtime.serve")
+    if spec is None or spec.origin is None or Path(importlib.util.cache_from_source(spec.origin)).exists():
+        return  # an installed hacc (pip byte-compiles), or a checkout where Python writes its bytecode
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    dirs = []
-    for package in ("hacc.runtime", "hacc.compiler"):
-        spec = importlib.util.find_spec(package)
-        if spec is not None and spec.submodule_search_locations:
-            dirs.extend(spec.submodule_search_locations)
+    dirs = [d for package in ("hacc.runtime", "hacc.compiler") for d in _locations(package)]
     subprocess.run([sys.executable, "-m", "compileall", "-q", *dirs], check=True, capture_output=True)
-    # the cache also serves the standard library and site-packages now: import what the runs use once
-    warm = "import click, watchfiles, hacc.compiler.cli, hacc.runtime.cli, hacc.runtime.serve, hacc.runtime.lvs, "
-    warm += "hacc.runtime.check.worker, hacc.runtime.ipvs.memory, hacc.runtime.smtp, hacc.runtime.metrics"
-    subprocess.run([sys.executable, "-c", warm], check=True, capture_output=True)
+    # the cache then serves the standard library and site-packages too (compiling all of them takes
+    # minutes): import what the runs use once; anything missed is compiled by the first run only
+    warm = [
+        "click", "watchfiles", "hacc.compiler.cli", "hacc.runtime.cli", "hacc.runtime.configtest",
+        "hacc.runtime.serve", "hacc.runtime.preflight", "hacc.runtime.logs", "hacc.runtime.lvs",
+        "hacc.runtime.check.worker", "hacc.runtime.ipvs.memory", "hacc.runtime.smtp", "hacc.runtime.metrics",
+    ]  # fmt: skip
+    subprocess.run([sys.executable, "-c", f"import {', '.join(warm)}"], check=True, capture_output=True)
+
+
+def _locations(package: str) -> list[str]:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    return list(spec.submodule_search_locations or []) if spec is not None else []
 
 
 def config_test(runs: int, work: Path) -> None:
