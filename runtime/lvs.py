@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from hacc.runtime.smtp import SmtpAlerter
 log = logging.getLogger("hacc.lvs")
 
 RETRY_AFTER_FAILURE = 1.0  # seconds before a failed IPVS pass is tried again (with a fresh dump)
+SWITCH_INTERVAL = 0.001  # seconds a worker thread may hold the GIL while the loop waits for it
 
 
 @dataclass
@@ -79,6 +81,9 @@ class LvsManager:
     async def open(self) -> None:
         """Connect to IPVS (loading ip_vs like keepalived does); raises NetError when it is unavailable."""
         await self.backend.open()
+        # a status reply for thousands of real servers is built on a worker thread: the GIL passes back
+        # to the event loop within 1 ms (not the default 5 ms) whenever VRRP needs it meanwhile
+        sys.setswitchinterval(SWITCH_INTERVAL)
         # probes run in their own process: thousands of them never delay a VRRP advert here
         checkers: CheckerProcess[RealServerId] = CheckerProcess(self._on_check)
         try:

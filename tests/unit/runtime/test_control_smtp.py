@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 from pathlib import Path
 
 from hacc.runtime.control import ControlServer, default_socket_path, query
@@ -82,3 +83,24 @@ def test_smtp_failure_is_counted_not_raised() -> None:
 
     alerter = asyncio.run(go())
     assert (alerter.sent, alerter.failures) == (0, 1)
+
+
+def test_status_replies_are_encoded_in_pieces_exactly_as_json_dumps() -> None:
+    # a director's status: lists and dicts far over the chunk size, nested, with odd keys and values
+    from hacc.runtime.control import CHUNK, encode
+
+    servers = [
+        {"address": f"198.51.100.{i % 250}:{10000 + i}", "up": i % 3 != 0, "weight": i % 7, "ipvs_weight": None,
+         "checkers": [{"check": "TCP_CHECK \"quoted\" \u00e9", "up": True, "checks": i, "failures": 0.5}]}
+        for i in range(CHUNK * 5 + 3)
+    ]  # fmt: skip
+    reply = {
+        "ok": True,
+        "lvs": {"virtual_servers": [{"service": "TCP 203.0.113.1:80", "real_servers": servers}] * 3},
+        "many": {f"k{i}": [i, None, {"x": [1, 2]}] for i in range(CHUNK * 2)},
+        "tuple": tuple(range(CHUNK + 1)),
+        7: "int key",
+        "empty": [[], {}],
+    }
+    assert encode(reply) == json.dumps(reply)
+    assert encode([]) == "[]" and encode({}) == "{}" and encode("x") == '"x"'
