@@ -13,6 +13,10 @@ RESTART_DELAY and given the last wanted set; its real servers' initial states ar
 on_change (reason "checker process restarted"), like keepalived restarting its checker child.
 `close` asks it to stop, then kills it after JOIN_TIMEOUT. If `hacc run` itself is killed, the
 child sees the end of its stdin and exits.
+
+Real servers cross the pipe as small integers, not as their keys: a key is a pair of frozen
+dataclasses, and unpickling thousands of those (in pure Python) made every status query cost the
+daemon tens of milliseconds of GIL time.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class CheckerProcess(Generic[K]):
         self._seq = itertools.count(1)
         self._ready: asyncio.Future[None] | None = None
         self._wanted: dict[K, tuple[CheckerSpec, ...]] = {}
+        self._ids: dict[K, int] = {}  # the real server's number on the wire (stable while it is wanted)
+        self._keys: dict[int, K] = {}
+        self._next_id = itertools.count(1)
         self._closing = False
         self.snapshot: Mapping[K, tuple[CheckerBrief, ...]] = {}  # the last one fetched (`status` refreshes it)
         self.counters: dict[str, int] = {"checker_restarts": 0}
@@ -84,15 +91,25 @@ class CheckerProcess(Generic[K]):
         """Make the checked set equal to `wanted`; returns the initial status of the added real servers
         (empty if the child died meanwhile: its restart reports them through on_change)."""
         self._wanted = dict(wanted)
-        reply = await self._ask("apply", self._wanted)
-        return reply if isinstance(reply, dict) else {}
+        for key in set(self._ids) - set(wanted):
+            del self._keys[self._ids.pop(key)]
+        for key in wanted:
+            if key not in self._ids:
+                self._ids[key] = number = next(self._next_id)
+                self._keys[number] = key
+        numbered = {self._ids[key]: specs for key, specs in self._wanted.items()}
+        reply = await self._ask("apply", numbered, {self._ids[key]: str(key) for key in self._wanted})
+        if not isinstance(reply, dict):
+            return {}
+        return {self._keys[number]: status for number, status in reply.items() if number in self._keys}
 
     async def status(self) -> Mapping[K, tuple[CheckerBrief, ...]]:
         """A fresh snapshot of every checker, (check, up, checks, failures) each (the last snapshot if the
         child does not answer)."""
         reply = await self._ask("status")
         if isinstance(reply, dict):
-            self.snapshot = reply
+            keys = self._keys
+            self.snapshot = {keys[number]: briefs for number, briefs in reply.items() if number in keys}
         return self.snapshot
 
     async def close(self) -> None:
@@ -142,7 +159,10 @@ class CheckerProcess(Generic[K]):
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "changes":
-            for key, up, weight, reason in message[1]:
+            for number, up, weight, reason in message[1]:
+                key = self._keys.get(number)
+                if key is None:
+                    continue  # no longer wanted: a change that crossed a reload on the way
                 try:
                     self._on_change(key, up, weight, reason)
                 except Exception:  # one faulty callback must not stop the others

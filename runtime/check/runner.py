@@ -108,8 +108,10 @@ class CheckRunner(Generic[K]):
         probe: Probe | None = None,
         random: Callable[[], float] = _random.random,
         bootstrap_delay: float = BOOTSTRAP_DELAY,
+        label: Callable[[K], object] = lambda key: key,
     ) -> None:
         self._on_change = on_change
+        self._label = label  # how a key reads in the log
         self._max = max(1, max_concurrent)
         # the default: TCP_CHECK and plain HTTP_GET on the epoll engine (no task per probe), the rest
         # as tasks; an injected `probe` (tests, fakes) runs everything as tasks
@@ -337,11 +339,11 @@ class CheckRunner(Generic[K]):
     def _report(self, key: K, outputs: list[CheckerChange | ServerChange]) -> None:
         for out in outputs:
             if isinstance(out, CheckerChange):
-                log.info("[%s] checker %s %s", key, "up" if out.up else "down", out.reason)
+                log.info("[%s] checker %s %s", self._label(key), "up" if out.up else "down", out.reason)
                 continue
-            log.info("[%s] real server %s%s: %s", key, "up" if out.up else "down",
+            log.info("[%s] real server %s%s: %s", self._label(key), "up" if out.up else "down",
                      f" weight {out.weight}" if out.weight is not None else "", out.reason)  # fmt: skip
             try:
                 self._on_change(key, out.up, out.weight, out.reason)
             except Exception:  # the scheduler must survive a faulty callback
-                log.exception("[%s] on_change callback raised", key)
+                log.exception("[%s] on_change callback raised", self._label(key))

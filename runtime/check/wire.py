@@ -4,10 +4,11 @@ Both ends are hacc, started from the same installation (the parent runs `sys.exe
 hacc.runtime.check.worker`), so pickle carries the frozen spec and status dataclasses as they are.
 Nothing from the network or from a config file is unpickled: only what the other end pickled.
 
-Messages, parent to child: ("apply", seq, {key: specs}), ("status", seq), ("close",).
-Child to parent: ("ready",), ("applied", seq, {key: ServerStatus}), ("changes", [(key, up, weight,
-reason), ...]), ("status", seq, {key: ServerStatus}), ("counters", {name: int}),
-("log", levelno, logger name, message).
+Messages, parent to child: ("apply", seq, {number: specs}, {number: label}), ("status", seq),
+("close",). Child to parent: ("ready",), ("applied", seq, {number: ServerStatus}), ("changes",
+[(number, up, weight, reason), ...]), ("status", seq, {number: ((check, up, checks, failures), ...)}),
+("counters", {name: int}), ("log", levelno, logger name, message). A real server is a number on the
+wire (process.py says why); the label is how the log names it.
 """
 
 from __future__ import annotations

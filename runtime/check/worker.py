@@ -13,7 +13,6 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Hashable
 from typing import Any
 
 from hacc.runtime.check import wire
@@ -28,13 +27,13 @@ class _Link:
 
     def __init__(self, transport: asyncio.WriteTransport) -> None:
         self._transport = transport
-        self._changes: list[tuple[Hashable, bool, int | None, str]] = []
+        self._changes: list[tuple[int, bool, int | None, str]] = []
 
     def send(self, *message: Any) -> None:
         if not self._transport.is_closing():
             self._transport.write(wire.encode(message))
 
-    def change(self, key: Hashable, up: bool, weight: int | None, reason: str) -> None:
+    def change(self, key: int, up: bool, weight: int | None, reason: str) -> None:
         if not self._changes:
             asyncio.get_running_loop().call_soon(self._flush)
         self._changes.append((key, up, weight, reason))
@@ -59,12 +58,13 @@ class _LogToParent(logging.Handler):
             self.handleError(record)
 
 
-def _apply(runner: CheckRunner[Hashable], wanted: dict[Hashable, tuple[CheckerSpec, ...]]) -> dict[Hashable, Any]:
-    """Make the checked set equal to `wanted`; equal specs keep their state and timers."""
+def _apply(runner: CheckRunner[int], wanted: dict[int, tuple[CheckerSpec, ...]]) -> dict[int, Any]:
+    """Make the checked set equal to `wanted` (real servers by number); equal specs keep their state and
+    timers."""
     running = set(runner.keys())
     for key in running - set(wanted):
         runner.remove(key)
-    added: dict[Hashable, ServerStatus] = {}
+    added: dict[int, ServerStatus] = {}
     for key, specs in wanted.items():
         if key in running:
             runner.update(key, specs)
@@ -73,7 +73,7 @@ def _apply(runner: CheckRunner[Hashable], wanted: dict[Hashable, tuple[CheckerSp
     return added
 
 
-def _counters(runner: CheckRunner[Hashable]) -> dict[str, int]:
+def _counters(runner: CheckRunner[int]) -> dict[str, int]:
     return {
         "probes_started": runner.probes_started,
         "probe_errors": runner.probe_errors,
@@ -92,7 +92,8 @@ async def serve() -> None:
     root = logging.getLogger()
     root.handlers[:] = [_LogToParent(link)]
     root.setLevel(logging.INFO)
-    runner: CheckRunner[Hashable] = CheckRunner(link.change)
+    labels: dict[int, str] = {}  # real server number -> how the parent names it (for the log)
+    runner: CheckRunner[int] = CheckRunner(link.change, label=lambda number: labels.get(number, number))
 
     def report() -> None:
         link.send("counters", _counters(runner))
@@ -104,6 +105,8 @@ async def serve() -> None:
         while (payload := await wire.read_payload(reader)) is not None:
             message = wire.decode(payload)
             if message[0] == "apply":
+                labels.clear()
+                labels.update(message[3])
                 added = _apply(runner, message[2])
                 link.send("applied", message[1], added)
                 link.send("counters", _counters(runner))

@@ -7,6 +7,7 @@ it exits at the end of its stdin. Only processes these tests start are signalled
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import pytest
 from check_servers import wait_for
 from hacc.runtime.check.process import CheckerProcess
 from hacc.runtime.check.spec import Endpoint, TcpSpec, Timing
@@ -58,7 +60,9 @@ def tcp(port: int) -> TcpSpec:
     return TcpSpec(target=Endpoint("127.0.0.1", port), connect_timeout=0.5, timing=FAST)
 
 
-def test_transitions_status_equal_specs_kept_and_close() -> None:
+def test_transitions_status_equal_specs_kept_and_close(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hacc.check")
+
     async def go() -> None:
         events: list[Event] = []
         server, port, checkers = await started(events)
@@ -83,6 +87,8 @@ def test_transitions_status_equal_specs_kept_and_close() -> None:
             key, up, weight, reason = events[0]
             assert (key, up, weight) == ("rs1", False, None)
             assert reason == f"TCP_CHECK 127.0.0.1:{port}: connect: connection refused after 1 retry"
+            # the child's log comes through the daemon's logging, naming the real server as the daemon does
+            await wait_for(lambda: any(r.getMessage().startswith("[rs1] checker down") for r in caplog.records))
 
             server = await listener(port)
             await wait_for(lambda: len(events) == 2)
