@@ -101,15 +101,15 @@ class CheckerProcess(Generic[K]):
         reply = await self._ask("apply", numbered, {self._ids[key]: str(key) for key in self._wanted})
         if not isinstance(reply, dict):
             return {}
-        return {self._keys[number]: status for number, status in reply.items() if number in self._keys}
+        return _renumbered(reply, self._keys)
 
     async def status(self) -> Mapping[K, tuple[CheckerBrief, ...]]:
         """A fresh snapshot of every checker, (check, up, checks, failures) each (the last snapshot if the
         child does not answer)."""
         reply = await self._ask("status")
         if isinstance(reply, dict):
-            keys = self._keys
-            self.snapshot = {keys[number]: briefs for number, briefs in reply.items() if number in keys}
+            # thousands of entries: renumbered on a worker thread, not on the loop VRRP runs on
+            self.snapshot = await asyncio.to_thread(_renumbered, reply, dict(self._keys))
         return self.snapshot
 
     async def close(self) -> None:
@@ -224,3 +224,7 @@ class CheckerProcess(Generic[K]):
         if reader is not None:
             await cancel_and_wait(reader)
         self._proc = self._reader = None
+
+
+def _renumbered(reply: dict[int, Any], keys: dict[int, Any]) -> dict[Any, Any]:
+    return {keys[number]: value for number, value in reply.items() if number in keys}
