@@ -14,7 +14,7 @@ from .lvs_plan import resolve_lvs
 from .model import Site
 from .plan import SitePlan, plan_instances, plan_site
 from .render import render_site
-from .resolve import instance_names, network_text, service_interface
+from .resolve import instance_names, instance_slots, network_text, service_interface
 from .rollout_file import rollout_files
 from .vrid import VridRequest, allocate, lock_path, read_lock, render_lock
 from .weights import check_weights
@@ -35,12 +35,14 @@ def _requests(site: Site, smap: SourceMap, skip: set[str]) -> list[VridRequest]:
     for name, service in site.services.items():
         if name in skip:
             continue
-        chosen = service_interface(site, service.nodes[0], service)
-        network = network_text(chosen[1]) if chosen else "?"
         loc = ("services", name, "vrid") if service.vrid is not None else ("services", name)
-        for i, (inst, _pref) in enumerate(instance_names(name, service)):
-            explicit = service.vrid[i] if service.vrid is not None else None
-            out.append(VridRequest(inst, network, explicit, loc))
+        networks: dict[int, str] = {}  # per family: IPv4 and IPv6 VRIDs are separate spaces on one link
+        for slot in instance_slots(name, service):
+            if slot.family not in networks:
+                chosen = service_interface(site, service.nodes[0], service, slot.family)
+                networks[slot.family] = network_text(chosen[1]) if chosen else "?"
+            explicit = service.vrid[slot.vrid_index] if service.vrid is not None else None
+            out.append(VridRequest(slot.name, networks[slot.family], explicit, loc))
     return out
 
 

@@ -15,15 +15,26 @@ from .errors import Diagnostic, Loc
 from .failover import effective_priority, priority_tie_text
 from .loader import SourceMap
 from .lvs_plan import KEEPALIVED_QUORUM, LvsPlans, VirtualServerPlan
-from .model import Service, Site, VirtualServer
+from .model import Service, Site, VipSpec, VirtualServer
 from .plan import InstancePlan
 from .resolve import (
+    LINK_LOCAL,
+    Address,
+    Family,
+    Iface,
     all_vips,
-    node_interfaces,
+    family,
+    family_interfaces,
+    instance_slots,
+    is_link_local,
+    locating_vip,
+    node_addresses,
+    service_families,
     service_interface,
     settings,
     vip_address,
     vip_address_text,
+    vip_family,
     vip_loc,
     vip_prefixlen,
 )
@@ -33,8 +44,14 @@ MAX_V3_ADVERT_INT = 40.95  # 4095 centiseconds
 PASS_MAX = 8  # RFC 3768 5.3.10: 8 octets; keepalived silently truncates longer passwords
 
 
-def _reserved_in(ip: ipaddress.IPv4Address, network: ipaddress.IPv4Network) -> str | None:
+def _reserved_in(ip: Address, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str | None:
     """'the broadcast address of 192.0.2.0/24' when `ip` cannot be a host address in `network`."""
+    if network.version == 6:
+        # RFC 4291 2.6.1: the all-zero interface identifier is the Subnet-Router anycast address (RFC 6164
+        # exempts /127 point-to-point links; a /128 is a host route)
+        if network.prefixlen < 127 and ip == network.network_address:
+            return f"the Subnet-Router anycast address of {network} (RFC 4291 2.6.1)"
+        return None
     if network.prefixlen >= 31:  # RFC 3021 point-to-point links and host routes have no such addresses
         return None
     if ip == network.network_address:
@@ -42,6 +59,10 @@ def _reserved_in(ip: ipaddress.IPv4Address, network: ipaddress.IPv4Network) -> s
     if ip == network.broadcast_address:
         return f"the broadcast address of {network}"
     return None
+
+
+def _ipv(version: int) -> str:
+    return f"IPv{version}"
 
 
 @dataclass
@@ -83,25 +104,30 @@ class _Checker:
             self.check_service(name, service)
         self.check_duplicate_vips()
         self.check_duplicate_virtual_servers()
+        self.check_instance_names()
         return self.result
 
     def check_nodes(self) -> None:
-        seen_addr: dict[ipaddress.IPv4Address, str] = {}
+        seen_addr: dict[Address, str] = {}
         seen_rid: dict[str, str] = {}
         for name in self.site.nodes:
-            for ifname, addr in node_interfaces(self.site, name).items():
-                special = _reserved_in(addr.ip, addr.network)
-                if special is not None:
-                    where = ("nodes", name, "address") if ifname == next(iter(node_interfaces(self.site, name))) else (
-                        "nodes", name, "interfaces", ifname
-                    )  # fmt: skip
-                    self.error(
-                        where, f"address {addr} is {special}, which the segment's hosts do not treat as a host's"
-                    )
-                other = seen_addr.get(addr.ip)
-                if other is not None:
-                    self.error(("nodes", name), f"address {addr.ip} ({ifname}) is also used by node {other!r}")
-                seen_addr[addr.ip] = name
+            ifaces = node_addresses(self.site, name)
+            main = next(iter(ifaces))
+            for ifname, addrs in ifaces.items():
+                for k, addr in enumerate(addrs):
+                    special = _reserved_in(addr.ip, addr.network)
+                    if special is not None:
+                        where: Loc = (
+                            ("nodes", name, "address") if ifname == main else ("nodes", name, "interfaces", ifname)
+                        )
+                        self.error(
+                            (*where, k) if len(addrs) > 1 else where,
+                            f"address {addr} is {special}, which the segment's hosts do not treat as a host's",
+                        )
+                    other = seen_addr.get(addr.ip)
+                    if other is not None:
+                        self.error(("nodes", name), f"address {addr.ip} ({ifname}) is also used by node {other!r}")
+                    seen_addr[addr.ip] = name
             rid = self.site.nodes[name].router_id or name
             if rid in seen_rid:
                 self.warn(("nodes", name, "router_id"), f"router_id {rid!r} is also used by {seen_rid[rid]!r}")
@@ -211,29 +237,42 @@ class _Checker:
         loc: Loc = ("services", name)
         s = settings(self.site, service)
         where = (*loc, "advert_int") if service.advert_int is not None else ("defaults", "advert_int")
-        if s.vrrp_version == 2:
-            if s.advert_int < 1:
+        families = service_families(service)
+        if 4 in families or s.vrrp_version == 3:
+            self.check_advert_int(name, where, s.vrrp_version, s.advert_int, "")
+        if 6 in families and s.vrrp_version == 2:
+            self.check_advert_int(name, where, 3, s.advert_int, " for the IPv6 instance, which runs VRRPv3")
+        if s.vrrp_version == 3 and self.site.auth is not None:
+            self.error(("auth",), f"service {name!r} uses VRRPv3, which has no authentication (RFC 5798 9)", name)
+        elif 6 in families and self.site.auth is not None:
+            self.warn(
+                (*loc, "vips"),
+                f"service {name!r}: its IPv6 VIPs run VRRPv3, which has no authentication (RFC 5798 9); "
+                "'auth' protects its IPv4 instance only",
+            )
+        if not s.preempt and s.preempt_delay:
+            self.warn((*where[:-1], "preempt_delay"), "preempt_delay has no effect with preempt: false")
+
+    def check_advert_int(self, name: str, where: Loc, version: int, advert_int: float, context: str) -> None:
+        if version == 2:
+            if advert_int < 1:
                 self.error(
                     where,
-                    f"advert_int {s.advert_int:g} is below 1 s, which VRRPv2 cannot carry "
+                    f"advert_int {advert_int:g} is below 1 s, which VRRPv2 cannot carry "
                     "(RFC 3768 5.3.7: whole seconds); use vrrp_version 3",
                     name,
                 )
-            elif s.advert_int != int(s.advert_int):
-                self.error(where, f"advert_int {s.advert_int:g}: VRRPv2 carries whole seconds only", name)
-        elif s.advert_int > MAX_V3_ADVERT_INT:
+            elif advert_int != int(advert_int):
+                self.error(where, f"advert_int {advert_int:g}: VRRPv2 carries whole seconds only", name)
+        elif advert_int > MAX_V3_ADVERT_INT:
             self.error(
                 where,
-                f"advert_int {s.advert_int:g} exceeds {MAX_V3_ADVERT_INT} s, the most VRRPv3's 12-bit "
-                "Max Adver Int carries (RFC 5798 5.2.7)",
+                f"advert_int {advert_int:g} exceeds {MAX_V3_ADVERT_INT} s, the most VRRPv3's 12-bit "
+                f"Max Adver Int carries (RFC 5798 5.2.7){context}",
                 name,
             )
-        elif abs(round(s.advert_int * 100) - s.advert_int * 100) > 1e-6:
-            self.error(where, "advert_int: VRRPv3 carries centiseconds (RFC 5798 5.2.7)", name)
-        if s.vrrp_version == 3 and self.site.auth is not None:
-            self.error(("auth",), f"service {name!r} uses VRRPv3, which has no authentication (RFC 5798 9)", name)
-        if not s.preempt and s.preempt_delay:
-            self.warn((*where[:-1], "preempt_delay"), "preempt_delay has no effect with preempt: false")
+        elif abs(round(advert_int * 100) - advert_int * 100) > 1e-6:
+            self.error(where, f"advert_int: VRRPv3 carries centiseconds (RFC 5798 5.2.7){context}", name)
 
     def per_node(self, loc: Loc, template: str, node: str, service: str | None = None) -> None:
         """A problem that may repeat on several nodes: one message listing them ({nodes}, {has}, {does} in the
@@ -253,93 +292,163 @@ class _Checker:
         self._per_node.clear()
 
     def check_interfaces(self, name: str, service: Service) -> None:
+        for version in service_families(service):
+            self.check_family_interfaces(name, service, version)
         loc: Loc = ("services", name)
-        networks: dict[str, ipaddress.IPv4Network] = {}
+        for i, vip_set in enumerate(service.vips):
+            for j, vip in enumerate(vip_set):
+                if vip.label is None:
+                    continue
+                vloc = vip_loc(loc, service.vips, i, j)
+                if len(vip.label) > MAX_LABEL:
+                    self.error(
+                        (*vloc, "label"),
+                        f"label {vip.label!r} is {len(vip.label)} characters; the kernel takes at most {MAX_LABEL}",
+                    )
+                if vip_family(vip) == 6:
+                    self.error(
+                        (*vloc, "label"),
+                        f"VIP {vip.address} is IPv6: the kernel labels IPv4 addresses only (IFA_LABEL); drop the label",
+                    )
+        self.flush_per_node()
+
+    def check_family_interfaces(self, name: str, service: Service, version: Family) -> None:
+        """One family's instance(s): each node's interface for it, and every VIP of that family against it."""
+        loc: Loc = ("services", name)
+        ipv = _ipv(version)
+        networks: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
         vips = [
             (vip_loc(loc, service.vips, i, j), vip, vip_address(vip), vip_prefixlen(vip))
             for i, vip_set in enumerate(service.vips)
             for j, vip in enumerate(vip_set)
+            if vip_family(vip) == version
         ]
+        locating = locating_vip(service, version)
         for node in service.nodes:
-            chosen = service_interface(self.site, node, service)
-            ifaces = node_interfaces(self.site, node)
+            chosen = service_interface(self.site, node, service, version)
+            ifaces = family_interfaces(self.site, node, version)
             if chosen is None:
                 if service.interface is not None:
-                    self.per_node((*loc, "interface"), f"{{nodes}} {{has}} no interface {service.interface!r}", node)
-                else:
-                    first = all_vips(service)[0].address
+                    has_it = service.interface in node_addresses(self.site, node)
                     self.per_node(
-                        (*loc, "vips", 0),
-                        f"VIP {first} is outside every subnet of {{nodes}}; declare the interface that holds it "
-                        "under nodes.<name>.interfaces",
+                        (*loc, "interface"),
+                        f"{{nodes}} {{has}} no {ipv} address on interface {service.interface!r}, which the service's "
+                        f"{ipv} VIPs need"
+                        if has_it
+                        else f"{{nodes}} {{has}} no interface {service.interface!r}",
+                        node,
+                    )
+                elif locating is None:
+                    self.error(
+                        (*loc, "interface"),
+                        "every IPv6 VIP of the service is link-local, which names no subnet: set the service's "
+                        "'interface'",
+                        name,
+                    )
+                    return
+                else:
+                    where = (
+                        "declare the interface that holds it under nodes.<name>.interfaces"
+                        if version == 4
+                        else "give the interface that holds it an IPv6 address (nodes.<name>.address or .interfaces)"
+                    )
+                    self.per_node(
+                        next(vloc for vloc, v, _, _ in vips if v is locating),
+                        f"VIP {locating.address} is outside every {'' if version == 4 else 'IPv6 '}subnet of "
+                        f"{{nodes}}; {where}",
                         node,
                     )
                 continue
             ifname, addr = chosen
             networks[node] = addr.network
-            for k, check_name in enumerate(service.track):
-                check = self.site.checks.get(check_name)
-                if check is not None and check.interface is not None and check.interface not in ifaces:
-                    self.per_node(
-                        (*loc, "track", k),
-                        f"check {check_name!r} tracks {check.interface}, which {{nodes}} {{does}} not have",
-                        node,
-                    )
-                elif check is not None and check.interface == ifname:
-                    self.per_node(
-                        (*loc, "track", k),
-                        f"check {check_name!r} tracks {ifname}, the service's own VRRP interface on {{nodes}}: "
-                        "keepalived ignores that (the instance already goes to FAULT when it is down)",
-                        node,
-                    )
+            self.check_tracked_interfaces(loc, service, node, ifname)
             for vloc, vip, ip, prefix in vips:
-                dev = vip.dev or ifname
-                dev_addr = ifaces.get(dev)
-                if dev_addr is None:
-                    self.per_node((*vloc, "dev"), f"{{nodes}} {{has}} no interface {dev!r}", node)
-                    continue
-                if ip not in dev_addr.network:
-                    self.per_node(
-                        vloc, f"VIP {vip.address} is outside the subnet {dev_addr.network} of {dev} on {{nodes}}", node
-                    )
-                elif prefix < dev_addr.network.prefixlen:
-                    # keepalived adds the VIP with its prefix, and the kernel a prefix route with it
-                    self.per_node(
-                        vloc,
-                        f"VIP {vip.address} has a wider prefix than the subnet {dev_addr.network} of {dev} on "
-                        f"{{nodes}}: every failover would install a /{prefix} route there; use "
-                        f"/{dev_addr.network.prefixlen} or /32",
-                        node,
-                    )
-                if ip == dev_addr.ip:
-                    self.per_node(vloc, f"VIP {vip.address} is the address of {{nodes}} on {dev}", node)
-                special = _reserved_in(ip, dev_addr.network)
-                if special is not None:
-                    self.per_node(
-                        vloc,
-                        f"VIP {vip.address} is {special} on {{nodes}}, which the segment's hosts do not treat as "
-                        "a host's",
-                        node,
-                    )
-                if vip.label is not None and not vip.label.startswith(f"{dev}:"):
-                    self.per_node(
-                        (*vloc, "label"),
-                        f"label {vip.label!r} must start with '{dev}:', the VIP's interface on {{nodes}}",
-                        node,
-                    )
-        for vloc, vip, _, _ in vips:
-            if vip.label is not None and len(vip.label) > MAX_LABEL:
-                self.error(
-                    (*vloc, "label"),
-                    f"label {vip.label!r} is {len(vip.label)} characters; the kernel takes at most {MAX_LABEL}",
-                )
+                self.check_vip(vloc, vip, ip, prefix, node, vip.dev or ifname, ifaces)
         if len(set(networks.values())) > 1:
             detail = ", ".join(f"{n} {net}" for n, net in networks.items())
             self.error(
                 (*loc, "nodes"),
-                f"the nodes are on different subnets for this service ({detail}); VRRP peers must share one L2 segment",
+                f"the nodes are on different {ipv} subnets for this service ({detail}); VRRP peers must share one "
+                "L2 segment",
             )
-        self.flush_per_node()
+
+    def check_tracked_interfaces(self, loc: Loc, service: Service, node: str, ifname: str) -> None:
+        for k, check_name in enumerate(service.track):
+            check = self.site.checks.get(check_name)
+            if (
+                check is not None
+                and check.interface is not None
+                and check.interface not in node_addresses(self.site, node)
+            ):
+                self.per_node(
+                    (*loc, "track", k),
+                    f"check {check_name!r} tracks {check.interface}, which {{nodes}} {{does}} not have",
+                    node,
+                )
+            elif check is not None and check.interface == ifname:
+                self.per_node(
+                    (*loc, "track", k),
+                    f"check {check_name!r} tracks {ifname}, the service's own VRRP interface on {{nodes}}: "
+                    "keepalived ignores that (the instance already goes to FAULT when it is down)",
+                    node,
+                )
+
+    def check_vip(
+        self, vloc: Loc, vip: VipSpec, ip: Address, prefix: int, node: str, dev: str, ifaces: Mapping[str, Iface]
+    ) -> None:
+        """One VIP on the interface `dev` of `node` (`ifaces`: the node's addresses of the VIP's family)."""
+        if is_link_local(vip):
+            # RFC 4291 2.5.6: every link has fe80::/64; the VIP needs only the interface itself
+            if dev not in node_addresses(self.site, node):
+                self.per_node((*vloc, "dev"), f"{{nodes}} {{has}} no interface {dev!r}", node)
+            if ip not in LINK_LOCAL or prefix < LINK_LOCAL.prefixlen:
+                self.per_node(
+                    vloc,
+                    f"link-local VIP {vip.address} must be within {LINK_LOCAL} with a prefix of /64 or longer "
+                    "(RFC 4291 2.5.6: the link-local prefix of every link)",
+                    node,
+                )
+            return
+        dev_addr = ifaces.get(dev)
+        if dev_addr is None:
+            if dev in node_addresses(self.site, node):
+                self.per_node(
+                    (*vloc, "dev"),
+                    f"{{nodes}} {{has}} no {_ipv(ip.version)} address on {dev}, so no subnet for it",
+                    node,
+                )
+            else:
+                self.per_node((*vloc, "dev"), f"{{nodes}} {{has}} no interface {dev!r}", node)
+            return
+        if ip not in dev_addr.network:
+            self.per_node(
+                vloc, f"VIP {vip.address} is outside the subnet {dev_addr.network} of {dev} on {{nodes}}", node
+            )
+        elif prefix < dev_addr.network.prefixlen:
+            # keepalived adds the VIP with its prefix, and the kernel a prefix route with it
+            host = 32 if ip.version == 4 else 128
+            self.per_node(
+                vloc,
+                f"VIP {vip.address} has a wider prefix than the subnet {dev_addr.network} of {dev} on "
+                f"{{nodes}}: every failover would install a /{prefix} route there; use "
+                f"/{dev_addr.network.prefixlen} or /{host}",
+                node,
+            )
+        if ip == dev_addr.ip:
+            self.per_node(vloc, f"VIP {vip.address} is the address of {{nodes}} on {dev}", node)
+        special = _reserved_in(ip, dev_addr.network)
+        if special is not None:
+            self.per_node(
+                vloc,
+                f"VIP {vip.address} is {special} on {{nodes}}, which the segment's hosts do not treat as a host's",
+                node,
+            )
+        if vip.label is not None and not vip.label.startswith(f"{dev}:"):
+            self.per_node(
+                (*vloc, "label"),
+                f"label {vip.label!r} must start with '{dev}:', the VIP's interface on {{nodes}}",
+                node,
+            )
 
     def check_virtual_server(
         self, loc: Loc, name: str, service: Service, vs: VirtualServer, plan: VirtualServerPlan
@@ -351,9 +460,17 @@ class _Checker:
                 (*loc, "ip"),
                 f"virtual server IP {plan.ip} is not one of the VIPs of service {name!r} ({', '.join(vip_addrs)})",
             )
+        families = {6 if ":" in rsp.address else 4 for rsp in plan.real_servers}
+        if vs.fwmark is not None and 6 in families:
+            self.error(
+                (*loc, "fwmark"),
+                "IPv6 real servers behind a fwmark virtual server are not supported by hacc yet (keepalived needs "
+                "ip_family inet6 there); use ip and port",
+            )
         seen: dict[str, int] = {}
         for i, (rs, rsp) in enumerate(zip(vs.real_servers, plan.real_servers, strict=True)):
             rloc: Loc = (*loc, "real_servers", i)
+            self.check_lvs_family(plan, f"real server {rs.address}", rsp.address, (*rloc, "address"))
             endpoint = rsp.endpoint
             if endpoint in seen:
                 self.error(rloc, f"real server {endpoint} is listed twice (first at real_servers[{seen[endpoint]}])")
@@ -390,6 +507,7 @@ class _Checker:
         if sorry is not None:
             # keepalived forwards to the sorry server with the virtual server's lb_kind (sorry_server_lvs_method)
             self.check_dr_port(plan, plan.lb_kind, "sorry server", sorry.port, (*loc, "sorry_server"))
+            self.check_lvs_family(plan, f"sorry server {sorry}", sorry.address, (*loc, "sorry_server"))
             if sorry.address in vip_addrs:
                 self.error((*loc, "sorry_server"), f"sorry server {sorry.address} is a VIP")
         total_weight = sum(rsp.weight for rsp in plan.real_servers)
@@ -399,6 +517,14 @@ class _Checker:
         if plan.hysteresis >= plan.quorum:
             unset = "" if plan.write_quorum else f" ({KEEPALIVED_QUORUM}, keepalived's default: set quorum)"
             self.error((*loc, "hysteresis"), f"hysteresis must be below quorum{unset}")
+
+    def check_lvs_family(self, plan: VirtualServerPlan, what: str, address: str, loc: Loc) -> None:
+        if plan.ip is not None and family(address) != family(plan.ip):
+            self.error(
+                loc,
+                f"{what} is IPv{family(address)} but virtual server {plan.address} is IPv{family(plan.ip)}: IPVS "
+                "forwards within one address family",
+            )
 
     def check_dr_port(self, plan: VirtualServerPlan, lb_kind: str, what: str, port: int | None, loc: Loc) -> None:
         """DR and TUN forward the packet unchanged: the server must listen on the virtual server's port."""
@@ -417,14 +543,34 @@ class _Checker:
             for i, vip_set in enumerate(service.vips):
                 for j, vip in enumerate(vip_set):
                     ip = vip_address_text(vip)
-                    if ip in seen:
+                    key = ip
+                    if is_link_local(vip) and service.nodes and service.nodes[0] in self.site.nodes:
+                        # a link-local address is unique on its link only (fe80::1 may be every VLAN's gateway)
+                        chosen = service_interface(self.site, service.nodes[0], service, 6)
+                        key = f"{ip} on {chosen[1].network if chosen else service.interface}"
+                    if key in seen:
                         self.error(
                             vip_loc(("services", name), service.vips, i, j),
-                            f"VIP {ip} is also used by {seen[ip]}",
+                            f"VIP {key} is also used by {seen[key]}",
                             name,
                         )
                     else:
-                        seen[ip] = f"service {name!r}"
+                        seen[key] = f"service {name!r}"
+
+    def check_instance_names(self) -> None:
+        """Instance names key the VRID lock and the notify script: two services must not compile to one name
+        (mm's web_lb1 beside an mb service web_lb1, IPv6's web_v6 beside a service web_v6)."""
+        seen: dict[str, str] = {}
+        for name, service in self.site.services.items():
+            for slot in instance_slots(name, service):
+                other = seen.setdefault(slot.name, name)
+                if other != name:
+                    self.error(
+                        ("services", name),
+                        f"service {name!r} compiles to instance {slot.name!r}, which service {other!r} compiles to "
+                        "too; rename one of them",
+                        name,
+                    )
 
     def check_duplicate_virtual_servers(self) -> None:
         seen: dict[str, str] = {}

@@ -35,6 +35,11 @@ KEEPALIVED_QUORUM = 1  # keepalived's default: the virtual server is up while an
 KEEPALIVED_HYSTERESIS = 0
 
 
+def host_port(address: str, port: int) -> str:
+    """'192.0.2.21:80', '[2001:db8::21]:80': an endpoint as people and URLs write it."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 @dataclass(frozen=True)
 class UrlPlan:
     """The url block of an HTTP_GET / SSL_GET checker."""
@@ -82,7 +87,7 @@ class RealServerPlan:
 
     @property
     def endpoint(self) -> str:
-        return self.address if self.port is None else f"{self.address}:{self.port}"
+        return self.address if self.port is None else host_port(self.address, self.port)
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class SorryServerPlan:
     port: int
 
     def __str__(self) -> str:
-        return f"{self.address}:{self.port}"
+        return host_port(self.address, self.port)
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ class VirtualServerPlan:
     @property
     def address(self) -> str:
         """'192.0.2.100:80' or 'fwmark 7': what keepalived names the virtual server by."""
-        return f"fwmark {self.fwmark}" if self.fwmark is not None else f"{self.ip}:{self.port}"
+        return f"fwmark {self.fwmark}" if self.fwmark is not None else host_port(str(self.ip), self.port or 0)
 
     @property
     def key(self) -> str:

@@ -155,8 +155,24 @@ _CANON_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _CANON_V4_PREFIX = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}/(?:3[0-2]|[12]?[0-9])")
 
 
+# IPv6 addresses that cannot be a node's or a VIP's: not unicast, or not routed on a link of their own
+_V6_NOT_UNICAST = (
+    (ipaddress.IPv6Network("::/128"), "the unspecified address"),
+    (ipaddress.IPv6Network("::1/128"), "the loopback address"),
+    (ipaddress.IPv6Network("ff00::/8"), "a multicast address"),
+    (ipaddress.IPv6Network("::ffff:0:0/96"), "an IPv4-mapped address (write the IPv4 address itself)"),
+)
+
+
+def _v6_unicast(value: str, ip: ipaddress.IPv6Address) -> None:
+    for network, what in _V6_NOT_UNICAST:
+        if ip in network:
+            raise ValueError(f"{value!r} is {what}, not a unicast host address")
+
+
 @lru_cache(maxsize=65536)
-def _ipv4(value: str) -> str:
+def _ip(value: str) -> str:
+    """A host address of either family, in canonical text (IPv6 compressed and lower case)."""
     if _CANON_V4.fullmatch(value):
         return value
     try:
@@ -164,39 +180,68 @@ def _ipv4(value: str) -> str:
     except ValueError:
         pass
     try:
-        ipaddress.IPv6Address(value)
+        ip6 = ipaddress.IPv6Address(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 address") from None
-    raise ValueError(f"{value!r} is IPv6: hacc supports IPv4 VRRP only for now")
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+    _v6_unicast(value, ip6)
+    return str(ip6)
 
 
 @lru_cache(maxsize=65536)
-def _ipv4_interface(value: str) -> str:
-    """A host address with its prefix, like 192.0.2.11/24 (the prefix gives the L2 subnet)."""
+def _ip_interface(value: str) -> str:
+    """A host address with its prefix, like 192.0.2.11/24 or 2001:db8::11/64 (the prefix gives the L2 subnet)."""
     if _CANON_V4_PREFIX.fullmatch(value):
         return value
     if "/" not in value:
-        raise ValueError(f"{value!r} needs a prefix length, like 192.0.2.11/24")
+        raise ValueError(f"{value!r} needs a prefix length, like 192.0.2.11/24 or 2001:db8::11/64")
+    if ":" not in value:
+        try:
+            return str(ipaddress.IPv4Interface(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address with prefix, like 192.0.2.11/24") from None
     try:
-        iface = ipaddress.IPv4Interface(value)
+        iface = ipaddress.IPv6Interface(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 address with prefix, like 192.0.2.11/24") from None
+        raise ValueError(f"{value!r} is not an IPv6 address with prefix, like 2001:db8::11/64") from None
+    _v6_unicast(value, iface.ip)
+    if iface.ip.is_link_local:
+        raise ValueError(
+            f"{value!r} is link-local: give the interface's global (or unique local) IPv6 address; VRRP "
+            "adverts go from the link-local address anyway (RFC 5798 5.1.2.1), the global one places VIPs"
+        )
     return str(iface)
+
+
+def _node_addresses(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _one_per_family(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        raise ValueError("needs an address")
+    families = [6 if ":" in a else 4 for a in value]
+    if len(set(families)) != len(families):
+        raise ValueError("at most one address per family (one IPv4, one IPv6): the one VRRP uses on this interface")
+    return value
 
 
 @lru_cache(maxsize=65536)
 def _vip(value: str) -> str:
-    """A VIP: an address, optionally with a prefix (keepalived's default is /32)."""
+    """A VIP: an address, optionally with a prefix (keepalived's default is /32, /128 for IPv6)."""
     if _CANON_V4_PREFIX.fullmatch(value):
         return value
     if _CANON_V4.fullmatch(value):
         return f"{value}/32"
+    if ":" not in value:
+        try:
+            return str(ipaddress.IPv4Interface(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address or address/prefix") from None
     try:
-        iface = ipaddress.IPv4Interface(value)
+        iface = ipaddress.IPv6Interface(value)
     except ValueError:
-        if ":" in value:
-            raise ValueError(f"{value!r} is IPv6: hacc supports IPv4 VRRP only for now") from None
-        raise ValueError(f"{value!r} is not an IPv4 address or address/prefix") from None
+        raise ValueError(f"{value!r} is not an IPv6 address or address/prefix, like 2001:db8::100/64") from None
+    _v6_unicast(value, iface.ip)
     return str(iface)
 
 
@@ -217,6 +262,9 @@ def _shape(pattern: str, description: str, *examples: str, title: str | None = N
 
 
 _V4_PREFIX = rf"(?:3[0-2]|[12]?[0-9]|{_CANON_V4.pattern})"  # a length or a netmask, as ipaddress reads it
+# IPv6 in the shape editors check (hex groups and colons, an optional dotted-quad tail); the validator judges
+_V6 = rf"(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:[0-9A-Fa-f]{{0,4}}|{_CANON_V4.pattern})"
+_V6_PREFIX = r"(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])"
 
 SafeName = Annotated[
     str,
@@ -266,17 +314,34 @@ AbsPath = Annotated[
         "/etc/keepalived/down",
     ),
 ]
-IPv4 = Annotated[
-    str, AfterValidator(_ipv4), _shape(f"^{_CANON_V4.pattern}$", "an IPv4 address (dotted quad)", "192.0.2.21")
-]
-IPv4Iface = Annotated[
+IPAddress = Annotated[
     str,
-    AfterValidator(_ipv4_interface),
+    AfterValidator(_ip),
     _shape(
-        f"^{_CANON_V4.pattern}/{_V4_PREFIX}$",
-        "an IPv4 address with its prefix length (the prefix gives the L2 subnet)",
-        "192.0.2.11/24",
+        f"^(?:{_CANON_V4.pattern}|{_V6})$",
+        "an IPv4 address (dotted quad) or an IPv6 address",
+        "192.0.2.21",
+        "2001:db8::21",
     ),
+]
+IfaceAddress = Annotated[
+    str,
+    AfterValidator(_ip_interface),
+    _shape(
+        f"^(?:{_CANON_V4.pattern}/{_V4_PREFIX}|{_V6}/{_V6_PREFIX})$",
+        "an IPv4 or IPv6 address with its prefix length (the prefix gives the L2 subnet)",
+        "192.0.2.11/24",
+        "2001:db8::11/64",
+    ),
+]
+# An interface's addresses: one, or one per family (dual stack), as a list.
+IfaceAddresses = Annotated[
+    tuple[IfaceAddress, ...],
+    BeforeValidator(
+        _node_addresses,
+        json_schema_input_type=IfaceAddress | Annotated[list[IfaceAddress], Field(min_length=1, max_length=2)],
+    ),
+    AfterValidator(_one_per_family),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Priority = Annotated[int, Field(ge=1, le=254)]
@@ -383,11 +448,15 @@ class Notification(StrictModel):
 class Node(StrictModel):
     """A load balancer: its address on the main interface, and its other interfaces."""
 
-    address: IPv4Iface = Field(description="primary address with prefix on the node's main interface")
+    address: IfaceAddresses = Field(
+        description="primary address with prefix on the node's main interface, or a list of one IPv4 and one IPv6 "
+        "address (dual stack)"
+    )
     interface: IfName | None = Field(None, description="main interface (default: defaults.interface)")
     router_id: SafeName | None = Field(None, description="keepalived router_id (default: node name)")
-    interfaces: dict[IfName, IPv4Iface] = Field(
-        default_factory=dict, description="other interfaces VRRP may run on, with their addresses"
+    interfaces: dict[IfName, IfaceAddresses] = Field(
+        default_factory=dict,
+        description="other interfaces VRRP may run on, with their address (or one IPv4 and one IPv6 address)",
     )
 
 
@@ -434,9 +503,10 @@ VipAddress = Annotated[
     str,
     AfterValidator(_vip),
     _shape(
-        f"^{_CANON_V4.pattern}(?:/{_V4_PREFIX})?$",
-        "a VIP: an IPv4 address, optionally with a prefix length (default /32)",
+        f"^(?:{_CANON_V4.pattern}(?:/{_V4_PREFIX})?|{_V6}(?:/{_V6_PREFIX})?)$",
+        "a VIP: an IPv4 or IPv6 address, optionally with a prefix length (default /32, /128 for IPv6)",
         "192.0.2.100/24",
+        "2001:db8::100/64",
         title="VIP",
     ),
 ]
@@ -445,7 +515,10 @@ VipAddress = Annotated[
 class VipSpec(StrictModel):
     """A VIP with settings: the interface it goes on and its label."""
 
-    address: VipAddress = Field(description="the VIP, ADDRESS or ADDRESS/PREFIX (default prefix /32)")
+    address: VipAddress = Field(
+        description="the VIP, ADDRESS or ADDRESS/PREFIX (default prefix /32, /128 for IPv6); a service's IPv4 and "
+        "IPv6 VIPs run as one VRRP instance per family"
+    )
     dev: IfName | None = Field(None, description="interface to add the VIP on (default: the service's VRRP interface)")
     label: Annotated[str, AfterValidator(_label), _shape(_LABEL.pattern, "an interface label", "eth0:web")] | None = (
         Field(None, description="interface label; must start with the interface name")
@@ -531,21 +604,31 @@ class HealthCheck(StrictModel):
 class Endpoint(StrictModel):
     """An address and a port."""
 
-    address: IPv4 = Field(description="IPv4 address")
+    address: IPAddress = Field(description="IPv4 or IPv6 address")
     port: Port = Field(description="TCP or UDP port")
 
 
 EndpointText = Annotated[
     str,
-    _shape(f"^{_CANON_V4.pattern}:[0-9]{{1,5}}$", "ADDRESS:PORT", "192.0.2.250:80", title="ADDRESS:PORT"),
+    _shape(
+        f"^(?:{_CANON_V4.pattern}|\\[{_V6}\\]):[0-9]{{1,5}}$",
+        "ADDRESS:PORT ([ADDRESS]:PORT for IPv6)",
+        "192.0.2.250:80",
+        "[2001:db8::250]:80",
+        title="ADDRESS:PORT",
+    ),
 ]
 
 
 def _endpoint(value: Any) -> Any:
     if isinstance(value, str):
-        if value.count(":") != 1:
-            raise ValueError(f"{value!r} is not address:port, like 192.0.2.250:80")
-        host, _, port = value.partition(":")
+        host, sep, port = value.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ValueError(f"{value!r}: write an IPv6 address in brackets, like [2001:db8::250]:80")
+        if not sep or not host:
+            raise ValueError(f"{value!r} is not address:port, like 192.0.2.250:80 or [2001:db8::250]:80")
         return {"address": host, "port": int(port) if port.isdigit() else port}
     return value
 
@@ -553,7 +636,7 @@ def _endpoint(value: Any) -> Any:
 class RealServer(StrictModel):
     """A server behind the virtual server, and how its health is checked."""
 
-    address: IPv4 = Field(description="the real server's address")
+    address: IPAddress = Field(description="the real server's address (of its virtual server's family)")
     port: Port | None = Field(None, description="default: the virtual server's port")
     weight: int = Field(1, ge=0, le=65535, description="IPVS weight: its share of new connections (0: none)")
     inhibit_on_failure: bool = Field(False, description="set weight 0 on failure instead of removing it")
@@ -563,7 +646,7 @@ class RealServer(StrictModel):
 class VirtualServer(StrictModel):
     """An LVS virtual server on the service's VIP: IPVS balances it over the healthy real servers."""
 
-    ip: IPv4 | None = Field(None, description="default: the service's first VIP")
+    ip: IPAddress | None = Field(None, description="default: the service's first VIP")
     port: Port | None = Field(None, description="the virtual server's port (or use fwmark)")
     fwmark: int | None = Field(
         None, ge=1, le=2**32 - 1, description="balance packets with this firewall mark instead of ip/port"
@@ -605,7 +688,7 @@ class VirtualServer(StrictModel):
 
 # How a field that takes several forms is written: the message when a value fits none of them.
 UNION_FORMS = {
-    "sorry_server": "ADDR:PORT or {address, port}",
+    "sorry_server": "ADDR:PORT ([ADDR]:PORT for IPv6) or {address, port}",
     "vrid": "a VRID (1-255), or a list of them (mm: one per node)",
     "vips": "a list of VIPs (ADDR[/PREFIX] or {address, dev, label}; mm: one VIP or list of VIPs per node)",
 }
@@ -622,7 +705,9 @@ class Service(VrrpSettings):
     nodes: list[SafeName] = Field(min_length=1, description="preference order: the first is preferred")
     vips: list[VipSet] = Field(min_length=1, description="mb: the VIPs; mm: one VIP set per node, in order")
     vrid: Annotated[list[Vrid], BeforeValidator(_as_list, json_schema_input_type=Vrid | list[Vrid])] | None = Field(
-        None, description="explicit VRID (mb) or one per node (mm); default: allocated and locked"
+        None,
+        description="explicit VRID (mb) or one per node (mm), for the instances of both families (IPv4 and IPv6 "
+        "VRIDs are separate spaces); default: allocated and locked per family",
     )
     priorities: dict[SafeName, Priority] | None = Field(None, description="explicit priority per node (mb)")
     units: list[UnitName] = Field(default_factory=list, description="units started/stopped on transitions")

@@ -6,13 +6,23 @@ Built only from services that passed the checks; rendering is a pure function of
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
 
 from .lvs_plan import LvsPlans, VirtualServerPlan
 from .model import Auth, Check, Notification, Service, Site
-from .resolve import Settings, address_text, instance_names, network_text, service_interface, settings
+from .resolve import (
+    Family,
+    InstanceSlot,
+    Settings,
+    address_text,
+    instance_slots,
+    network_text,
+    service_interface,
+    settings,
+    vip_family,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,7 @@ class Member:
 
     node: str
     priority: int
-    address: str  # primary IP on the instance's interface: the RFC 5798 6.4.3 tie-breaker
+    address: str  # the node's IP of the instance's family there: unicast source, RFC 5798 6.4.3 tie-breaker
     interface: str
 
 
@@ -39,6 +49,7 @@ class InstancePlan:
     name: str
     service: str
     mode: Literal["mm", "mb"]
+    family: Family  # 4 or 6: a VRRP instance carries one address family (RFC 5798 5.2.9)
     vrid: int
     network: str
     preferred: str
@@ -110,40 +121,39 @@ def _priorities(service: Service, preferred: str, base: int, step: int) -> dict[
 
 
 def _instance(
-    name: str,
     service_name: str,
     service: Service,
-    preferred: str,
+    slot: InstanceSlot,
     vrid: int,
-    vip_index: int | None,
     s: Settings,
     where: Mapping[str, tuple[str, str, str]],
 ) -> InstancePlan:
-    """`where`: each node's (interface, address, network) for the service."""
-    prios = _priorities(service, preferred, s.priority, s.priority_step)
+    """`where`: each node's (interface, address, network) for the service's family of this instance."""
+    prios = _priorities(service, slot.preferred, s.priority, s.priority_step)
     members = []
     network = ""
     for node in sorted(service.nodes, key=lambda n: (-prios[n], service.nodes.index(n))):
         ifname, address, network = where[node]
         members.append(Member(node, prios[node], address, ifname))
-    vip_sets = service.vips if vip_index is None else [service.vips[vip_index]]
+    vip_sets = service.vips if slot.vip_index is None else [service.vips[slot.vip_index]]
     return InstancePlan(
-        name=name,
+        name=slot.name,
         service=service_name,
         mode=service.mode,
+        family=slot.family,
         vrid=vrid,
         network=network,
-        preferred=preferred,
+        preferred=slot.preferred,
         members=tuple(members),
-        vips=tuple(v.address for vs in vip_sets for v in vs),
+        vips=tuple(v.address for vs in vip_sets for v in vs if vip_family(v) == slot.family),
         track=tuple(service.track),
         units=tuple(service.units),
         settings=s,
     )
 
 
-def _where(site: Site, node: str, service: Service) -> tuple[str, str, str]:
-    chosen = service_interface(site, node, service)
+def _where(site: Site, node: str, service: Service, family: Family) -> tuple[str, str, str]:
+    chosen = service_interface(site, node, service, family)
     assert chosen is not None, "checks guarantee every node has the service's interface"
     ifname, addr = chosen
     return ifname, address_text(addr), network_text(addr)
@@ -156,10 +166,14 @@ def plan_instances(site: Site, vrids: Mapping[str, int], skip: set[str]) -> list
             continue
         # shared by the service's instances (mm has one per node)
         s = settings(site, service)
-        where = {node: _where(site, node, service) for node in service.nodes}
-        for i, (name, preferred) in enumerate(instance_names(service_name, service)):
-            vip_index = i if service.mode == "mm" else None
-            out.append(_instance(name, service_name, service, preferred, vrids[name], vip_index, s, where))
+        # VRRP over IPv6 is version 3 only (RFC 5798; RFC 3768 is IPv4)
+        by_family = {4: s, 6: replace(s, vrrp_version=3)}
+        where: dict[Family, dict[str, tuple[str, str, str]]] = {}
+        for slot in instance_slots(service_name, service):
+            if slot.family not in where:
+                where[slot.family] = {node: _where(site, node, service, slot.family) for node in service.nodes}
+            settings_ = by_family[slot.family]
+            out.append(_instance(service_name, service, slot, vrids[slot.name], settings_, where[slot.family]))
     return out
 
 
@@ -181,7 +195,10 @@ def _per_member(site: Site, inst: InstancePlan) -> list[NodeInstance]:
         vips = vips_on.get(member.interface)
         if vips is None:
             vips = vips_on[member.interface] = tuple(
-                VipPlan(v.address, v.dev or member.interface, v.label) for vs in vip_sets for v in vs
+                VipPlan(v.address, v.dev or member.interface, v.label)
+                for vs in vip_sets
+                for v in vs
+                if vip_family(v) == inst.family
             )
         peers = tuple(m.address for m in inst.members if m.node != member.node) if inst.settings.unicast else ()
         state: Literal["MASTER", "BACKUP"] = "MASTER" if member.node == top and not delayed else "BACKUP"

@@ -43,47 +43,94 @@ def settings(site: Site, service: Service) -> Settings:
     )
 
 
+Iface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Family = Literal[4, 6]
+FAMILIES: tuple[Family, ...] = (4, 6)
+# RFC 4291 2.5.6: a link-local address is fe80::/64 (the 54 bits after fe80::/10 are zero) on every link
+LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
+
+
+def family(text: str) -> Family:
+    """4 or 6, of an address the model already validated (canonical text)."""
+    return 6 if ":" in text else 4
+
+
 def _v4int(address: str) -> int:
     a, b, c, d = address.split(".")
     return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
 
 
 @lru_cache(maxsize=65536)
-def parse_interface(text: str) -> ipaddress.IPv4Interface:
-    """An address/prefix the model already validated (canonical dotted quad), parsed once per build however
-    often it is looked up; ipaddress objects are immutable, so sharing them is safe. Built from integers:
+def parse_interface(text: str) -> Iface:
+    """An address/prefix the model already validated (canonical text), parsed once per build however often it
+    is looked up; ipaddress objects are immutable, so sharing them is safe. IPv4 is built from integers:
     ipaddress's own string parser costs ~50 us an address, which a 10,000-instance site feels."""
     addr, _, prefix = text.partition("/")
+    if ":" in addr:
+        return ipaddress.IPv6Interface((addr, int(prefix or 128)))
     return ipaddress.IPv4Interface((_v4int(addr), int(prefix or 32)))
 
 
 @lru_cache(maxsize=65536)
-def parse_address(text: str) -> ipaddress.IPv4Address:
+def parse_address(text: str) -> Address:
     """The address part of a validated address[/prefix], as one shared object (IPv4Interface.ip builds a new
     one on every access; an IPv4Interface, with its network, costs several times an address)."""
-    return ipaddress.IPv4Address(_v4int(text.partition("/")[0]))
+    addr = text.partition("/")[0]
+    if ":" in addr:
+        return ipaddress.IPv6Address(addr)
+    return ipaddress.IPv4Address(_v4int(addr))
+
+
+Others = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @lru_cache(maxsize=4096)
-def _interfaces(main: str, address: str, others: tuple[tuple[str, str], ...]) -> Mapping[str, ipaddress.IPv4Interface]:
-    out = {main: parse_interface(address)}
-    for name, addr in others:
-        out.setdefault(name, parse_interface(addr))
+def _interfaces(main: str, addresses: tuple[str, ...], others: Others) -> Mapping[str, tuple[Iface, ...]]:
+    out = {main: tuple(map(parse_interface, addresses))}
+    for name, addrs in others:
+        out.setdefault(name, tuple(map(parse_interface, addrs)))
     return MappingProxyType(out)
 
 
-def node_interfaces(site: Site, node_name: str) -> Mapping[str, ipaddress.IPv4Interface]:
-    """Every interface the site declares for a node, main interface first (read-only: it is shared)."""
+def _node_key(site: Site, node_name: str) -> tuple[str, tuple[str, ...], Others]:
     node = site.nodes[node_name]
     others = tuple(node.interfaces.items()) if node.interfaces else ()
-    return _interfaces(node.interface or site.defaults.interface, node.address, others)
+    return node.interface or site.defaults.interface, node.address, others
 
 
-def vip_interface(vip: VipSpec) -> ipaddress.IPv4Interface:
+def node_addresses(site: Site, node_name: str) -> Mapping[str, tuple[Iface, ...]]:
+    """Every interface the site declares for a node with its addresses (one per family), main interface first
+    (read-only: it is shared)."""
+    return _interfaces(*_node_key(site, node_name))
+
+
+@lru_cache(maxsize=4096)
+def _first(main: str, addresses: tuple[str, ...], others: Others) -> Mapping[str, Iface]:
+    return MappingProxyType({name: addrs[0] for name, addrs in _interfaces(main, addresses, others).items()})
+
+
+def node_interfaces(site: Site, node_name: str) -> Mapping[str, Iface]:
+    """Every interface the site declares for a node with its first address, main interface first."""
+    return _first(*_node_key(site, node_name))
+
+
+@lru_cache(maxsize=4096)
+def _of_family(main: str, addresses: tuple[str, ...], others: Others, version: Family) -> Mapping[str, Iface]:
+    ifaces = _interfaces(main, addresses, others)
+    return MappingProxyType({n: a for n, addrs in ifaces.items() for a in addrs if a.version == version})
+
+
+def family_interfaces(site: Site, node_name: str, version: Family) -> Mapping[str, Iface]:
+    """The node's interfaces that have an address of this family, with that address."""
+    return _of_family(*_node_key(site, node_name), version)
+
+
+def vip_interface(vip: VipSpec) -> Iface:
     return parse_interface(vip.address)
 
 
-def vip_address(vip: VipSpec) -> ipaddress.IPv4Address:
+def vip_address(vip: VipSpec) -> Address:
     return parse_address(vip.address)
 
 
@@ -93,11 +140,27 @@ def vip_address_text(vip: VipSpec) -> str:
 
 
 def vip_prefixlen(vip: VipSpec) -> int:
-    return int(vip.address.partition("/")[2] or 32)
+    address, _, prefix = vip.address.partition("/")
+    return int(prefix) if prefix else (128 if ":" in address else 32)
+
+
+def vip_family(vip: VipSpec) -> Family:
+    return family(vip.address)
+
+
+def is_link_local(vip: VipSpec) -> bool:
+    """An IPv6 link-local VIP (fe80::/10): it belongs to the link, not to a subnet of the node's."""
+    return ":" in vip.address and vip_address(vip).is_link_local
 
 
 def all_vips(service: Service) -> list[VipSpec]:
     return [vip for vip_set in service.vips for vip in vip_set]
+
+
+def service_families(service: Service) -> tuple[Family, ...]:
+    """The address families of a service's VIPs, IPv4 first: one VRRP instance (per node in mm) each."""
+    present = {vip_family(v) for vs in service.vips for v in vs}
+    return tuple(f for f in FAMILIES if f in present)
 
 
 def vip_loc(service_loc: tuple[str | int, ...], vips: list[list[VipSpec]], i: int, j: int) -> tuple[str | int, ...]:
@@ -105,21 +168,34 @@ def vip_loc(service_loc: tuple[str | int, ...], vips: list[list[VipSpec]], i: in
     return (*service_loc, "vips", i, j) if len(vips[i]) > 1 else (*service_loc, "vips", i)
 
 
-def service_interface(site: Site, node_name: str, service: Service) -> tuple[str, ipaddress.IPv4Interface] | None:
-    """The interface a node runs this service's VRRP on: the named one, or the one whose subnet holds the
-    first VIP. None when there is no such interface (checks report why)."""
-    node = site.nodes[node_name]
+def locating_vip(service: Service, version: Family) -> VipSpec | None:
+    """The VIP that finds a family's interface: its first VIP with a subnet (a link-local VIP has none)."""
+    return next((v for vs in service.vips for v in vs if vip_family(v) == version and not is_link_local(v)), None)
+
+
+def service_interface(
+    site: Site, node_name: str, service: Service, version: Family | None = None
+) -> tuple[str, Iface] | None:
+    """The interface a node runs this service's VRRP of one family on (default: the first VIP's), with the
+    node's address of that family there: the named interface, or the one whose subnet holds the family's first
+    VIP with a subnet. None when there is no such interface (checks report why)."""
     vips = service.vips
-    first = vips[0][0].address if vips and vips[0] else next((v.address for vs in vips for v in vs), None)
-    others = tuple(node.interfaces.items()) if node.interfaces else ()
-    return _service_interface(node.interface or site.defaults.interface, node.address, others, service.interface, first)
+    if version is None:
+        first_any = vips[0][0] if vips and vips[0] else next((v for vs in vips for v in vs), None)
+        version = vip_family(first_any) if first_any is not None else 4
+    if version == 4 and vips and vips[0] and ":" not in vips[0][0].address:
+        first: str | None = vips[0][0].address  # the common case, without a scan
+    else:
+        found = locating_vip(service, version)
+        first = found.address if found is not None else None
+    return _service_interface(*_node_key(site, node_name), service.interface, first, version)
 
 
 @lru_cache(maxsize=65536)
 def _service_interface(
-    main: str, address: str, others: tuple[tuple[str, str], ...], named: str | None, first_vip: str | None
-) -> tuple[str, ipaddress.IPv4Interface] | None:
-    ifaces = _interfaces(main, address, others)
+    main: str, addresses: tuple[str, ...], others: Others, named: str | None, first_vip: str | None, version: Family
+) -> tuple[str, Iface] | None:
+    ifaces = _of_family(main, addresses, others, version)
     if named is not None:
         addr = ifaces.get(named)
         return None if addr is None else (named, addr)
@@ -133,20 +209,49 @@ def _service_interface(
 
 
 @lru_cache(maxsize=65536)
-def address_text(iface: ipaddress.IPv4Interface) -> str:
+def address_text(iface: Iface) -> str:
     """'192.0.2.11' of 192.0.2.11/24, formatted once per build."""
     return str(iface.ip)
 
 
 @lru_cache(maxsize=65536)
-def network_text(iface: ipaddress.IPv4Interface) -> str:
+def network_text(iface: Iface) -> str:
     """'192.0.2.0/24' of 192.0.2.11/24, formatted once per build."""
     return str(iface.network)
 
 
-def instance_names(service_name: str, service: Service) -> list[tuple[str, str]]:
-    """(instance name, preferred node) pairs: mb has one instance named after the service; mm has one per
-    node, named after the node preferred as its master, so reordering nodes never renames an instance."""
+@dataclass(frozen=True)
+class InstanceSlot:
+    """One VRRP instance a service compiles into: per family, and per node in mm."""
+
+    name: str
+    preferred: str  # the node preferred as its master
+    family: Family
+    vip_index: int | None  # mm: the VIP set (and explicit VRID) of the preferred node; mb: None
+    vrid_index: int  # which of the service's explicit VRIDs it takes (the same for both families)
+
+
+def _suffix(version: Family) -> str:
+    return "_v6" if version == 6 else ""
+
+
+def instance_slots(service_name: str, service: Service) -> list[InstanceSlot]:
+    """mb has one instance per family named after the service; mm has one per node and family, named after
+    the node preferred as its master, so reordering nodes never renames an instance. An IPv6 instance's name
+    ends in _v6: adding the other family to a service never renames (nor re-VRIDs) the instance it had."""
     if service.mode == "mb":
-        return [(service_name, service.nodes[0])]
-    return [(f"{service_name}_{node}", node) for node in service.nodes]
+        return [
+            InstanceSlot(service_name + _suffix(f), service.nodes[0], f, None, 0) for f in service_families(service)
+        ]
+    out = []
+    for i, node in enumerate(service.nodes):
+        present = {vip_family(v) for v in service.vips[i]} if i < len(service.vips) else {4}
+        for f in FAMILIES:
+            if f in present:
+                out.append(InstanceSlot(f"{service_name}_{node}{_suffix(f)}", node, f, i, i))
+    return out
+
+
+def instance_names(service_name: str, service: Service) -> list[tuple[str, str]]:
+    """(instance name, preferred node) pairs of every instance of the service (see `instance_slots`)."""
+    return [(slot.name, slot.preferred) for slot in instance_slots(service_name, service)]

@@ -100,13 +100,9 @@ def _vip_order(vip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_interface(vip).ip
 
 
-def _family(inst: InstancePlan) -> set[int]:
-    return {_vip_order(v).version for v in inst.vips}
-
-
 def _same_router(old: InstancePlan, new: InstancePlan) -> bool:
     """keepalived (and hacc run) match instances on reload by VRID, interface and family, not by name."""
-    if old.vrid != new.vrid or _family(old) != _family(new):
+    if old.vrid != new.vrid or old.family != new.family:
         return False
     ifaces = {m.node: m.interface for m in old.members}
     common = [m for m in new.members if m.node in ifaces]
@@ -228,12 +224,11 @@ class _Differ:
             )
         if old.network != new.network:
             self.add(scope, nodes, f"segment {old.network} -> {new.network}", "disruptive", _RESTART)
-        families = ({_vip_order(v).version for v in old.vips}, {_vip_order(v).version for v in new.vips})
-        if families[0] != families[1]:
+        if old.family != new.family:
             self.add(
                 scope,
                 nodes,
-                f"address family IPv{sorted(families[0])} -> IPv{sorted(families[1])}",
+                f"address family IPv{old.family} -> IPv{new.family}",
                 "disruptive",
                 _RESTART,
             )
@@ -592,7 +587,7 @@ _CLASSIFIED = tuple(
     re.compile(p)
     for p in (
         r"router_id",
-        r"instances\[\*\]\.plan\.(name|service|vrid|network|vips|track|units)",
+        r"instances\[\*\]\.plan\.(name|service|family|vrid|network|vips|track|units)",
         r"instances\[\*\]\.plan\.members(\[[^]]+\](\.(node|priority|address|interface))?)?",
         r"instances\[\*\]\.plan\.settings\.(advert_int|vrrp_version|unicast|garp_master_delay|preempt|preempt_delay)",
         r"instances\[\*\]\.member\.(node|priority|address|interface)",

@@ -143,7 +143,7 @@ def fast_config(text: str) -> str:
 # --- layout ---------------------------------------------------------------------------------------------------
 
 
-def _in_lab_ranges(address: ipaddress.IPv4Address) -> bool:
+def _in_lab_ranges(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return any(address in n for n in LAB_NETWORKS)
 
 
@@ -156,7 +156,7 @@ def check_addresses(result: BuildResult) -> list[str]:
                 bad.append(f"node {node.name} {ifname} {iface}")
     for inst in result.plan.instances:
         for vip in inst.vips:
-            if not _in_lab_ranges(ipaddress.IPv4Interface(vip).ip):
+            if not _in_lab_ranges(ipaddress.ip_interface(vip).ip):
                 bad.append(f"instance {inst.name} VIP {vip}")
     return bad
 

@@ -110,7 +110,7 @@ BROKEN = {
     "address without prefix": (
         "    address: 192.0.2.12/24",
         "    address: 192.0.2.12",
-        "expected an IPv4 address with its prefix length (the prefix gives the L2 subnet), like 192.0.2.11/24",
+        "expected an IPv4 or IPv6 address with its prefix length (the prefix gives the L2 subnet), like 192.0.2.11/24",
     ),
     "node name": (
         "  lb3:",

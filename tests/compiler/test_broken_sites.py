@@ -35,7 +35,7 @@ def test_corpus_covers_the_required_checks() -> None:
     """Each class of mistake the compiler promises to catch appears in at least one expected file."""
     text = "".join(p.read_text() for p in BROKEN.glob("*.expected"))
     for needle in [
-        "is not an IPv4 address",
+        "is not an IPv4 or IPv6 address",
         "is outside the subnet",
         "collides with instance",
         "is not declared in 'nodes'",
@@ -61,7 +61,7 @@ def test_corpus_covers_the_required_checks() -> None:
         "persistence_timeout 3000000 is outside 1-2678400",
         # messages: the value, the expectation, a union's forms, one message for a misspelt field
         "port 70000 is outside 1-65535",
-        "sorry_server: ADDR:PORT or {address, port}, not 8080",
+        "sorry_server: ADDR:PORT ([ADDR]:PORT for IPv6) or {address, port}, not 8080",
         "unknown field `adress`: did you mean `address`?",
         "the site file is empty",
         "tabs cannot indent YAML",
@@ -82,5 +82,22 @@ def test_corpus_covers_the_required_checks() -> None:
         "is the connect_port of http_get and ssl_get checks",
         "a misc check has no connect_timeout",
         "virtual server fwmark 7 is also defined",
+        # IPv6 (issue 13): link-local rules, prefixes against the interface's IPv6 subnet, VRIDs per family
+        "is link-local: give the interface's global",
+        "at most one address per family",
+        "is a multicast address, not a unicast host address",
+        "is the Subnet-Router anycast address of 2001:db8::/64",
+        "is outside the subnet 2001:db8::/64 of eth0",
+        "has a wider prefix than the subnet 2001:db8::/64 of eth0",
+        "the kernel labels IPv4 addresses only",
+        "must be within fe80::/64",
+        "has no IPv6 address on eth1",
+        "different IPv6 subnets for this service",
+        "every IPv6 VIP of the service is link-local",
+        "collides with instance 'collide_v6' (explicit) on segment 2001:db8::/64",
+        "VIP fe80::1 on 2001:db8::/64 is also used by service 'gateway2'",
+        "is IPv4 but virtual server [2001:db8::200]:80 is IPv6",
+        "for the IPv6 instance, which runs VRRPv3",
+        "write an IPv6 address in brackets",
     ]:
         assert needle in text, needle

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from compiler_testlib import SITES, copy_site, run_cli
 from hacc.compiler import writer
+from hacc.compiler.loader import load_file
 from hacc.compiler.writer import read_tree, write_tree
 
 
@@ -56,7 +57,7 @@ def test_invalid_site_writes_nothing_and_keeps_previous_output(tmp_path: Path) -
     copy.write_text(copy.read_text().replace("192.0.2.100/24", "192.0.2.300/24"))
     result = run_cli("build", "-o", str(out), str(copy))
     assert result.exit_code == 1
-    assert "'192.0.2.300/24' is not an IPv4 address" in result.stderr
+    assert "'192.0.2.300/24' is not an IPv4 or IPv6 address" in result.stderr
     assert read_tree(out) == before
     assert copy.with_name("haproxy-mb.lock.json").read_text() == lock_before
 
@@ -113,8 +114,11 @@ def test_no_secret_in_any_generated_file(tmp_path: Path) -> None:
         for rel, text in read_tree(out).items():
             assert secret not in text, rel
         conf = (out / sorted(p.name for p in out.iterdir() if p.is_dir())[0] / "keepalived.conf").read_text()
-        assert "include /etc/keepalived/secrets.conf" in conf
-        assert "auth_pass $VRRP_PASS" in conf
+        # a VRRPv3 site (dualstack) has no authentication (RFC 5798 9): nothing to include
+        authenticated = load_file(site)[0].auth is not None
+        assert ("include /etc/keepalived/secrets.conf" in conf) is authenticated, site.stem
+        assert ("auth_pass $VRRP_PASS" in conf) is authenticated, site.stem
+    assert sum(load_file(site)[0].auth is not None for site in SITES.glob("*.yaml")) >= 4
 
 
 def test_secret_longer_than_pass_allows_is_an_error(tmp_path: Path) -> None:

@@ -16,7 +16,15 @@ import struct
 from dataclasses import dataclass, field
 
 from hacc.runtime.vrrp.actions import Action, AddVIPs, DelVIPs, Notify, SendAdvert
-from hacc.runtime.vrrp.packet import IPPROTO_VRRP, VRRP_MCAST_GROUP, decode_datagram, encode
+from hacc.runtime.vrrp.packet import (
+    IPPROTO_VRRP,
+    VRRP_MCAST_GROUP,
+    VRRP_MCAST_GROUP6,
+    VRRPPacket,
+    decode,
+    decode_datagram,
+    encode,
+)
 from hacc.runtime.vrrp.state import InstanceConfig, VRRPInstance
 
 MAX_STEPS = 200_000
@@ -29,6 +37,20 @@ def ipv4_datagram(src: str, dst: str, payload: bytes, ttl: int = 255) -> bytes:
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0xC0, 20 + len(payload), 0, 0, ttl, IPPROTO_VRRP, 0,
                          packed(src), packed(dst))  # fmt: skip
     return header + payload
+
+
+# An IPv4 datagram with its header, or IPv6's (source, VRRP payload): an IPv6 raw socket hands over no header,
+# only the payload with the source address and hop limit (runtime/vrrp/io.py)
+Datagram = bytes | tuple[str, bytes]
+
+
+def _received(datagram: Datagram) -> tuple[str, int, VRRPPacket]:
+    """(source, TTL or hop limit, packet) as the receiving socket sees them."""
+    if isinstance(datagram, tuple):
+        src, payload = datagram
+        return src, 255, decode(payload, src, VRRP_MCAST_GROUP6)
+    ip, pkt = decode_datagram(datagram)
+    return ip.src, ip.ttl, pkt
 
 
 @dataclass
@@ -50,7 +72,7 @@ class Lan:
         self.delay = delay
         self.loss = loss
         self._rng = random.Random(seed)
-        self._queue: list[tuple[float, int, str, bytes]] = []
+        self._queue: list[tuple[float, int, str, Datagram]] = []
         self._seq = 0
         self.routers = {c.name: SimRouter(c) for c in configs}
         self.timeline: list[tuple[float, frozenset[str]]] = [(0.0, frozenset())]
@@ -188,18 +210,22 @@ class Lan:
         if not r.link_up:
             return
         src = r.config.primary_ip
-        datagram = ipv4_datagram(src, VRRP_MCAST_GROUP, encode(a.packet, src, VRRP_MCAST_GROUP))
+        datagram: Datagram = (
+            (src, encode(a.packet, src, VRRP_MCAST_GROUP6))
+            if ":" in src
+            else ipv4_datagram(src, VRRP_MCAST_GROUP, encode(a.packet, src, VRRP_MCAST_GROUP))
+        )
         for other in self.routers.values():
             if other is r or (self.loss and self._rng.random() < self.loss):
                 continue
             self._seq += 1
             heapq.heappush(self._queue, (self.now + self.delay, self._seq, other.name, datagram))
 
-    def _deliver(self, dst: str, datagram: bytes) -> None:
+    def _deliver(self, dst: str, datagram: Datagram) -> None:
         r = self.routers[dst]
         if r.vr is None or not r.link_up:
             return
-        ip, pkt = decode_datagram(datagram)
-        sender = next(n for n, o in self.routers.items() if o.config.primary_ip == ip.src)
+        src, ttl, pkt = _received(datagram)
+        sender = next(n for n, o in self.routers.items() if o.config.primary_ip == src)
         self.delivered.append((self.now, sender, dst, pkt.priority))
-        self._apply(r, r.vr.receive_advert(self.now, pkt, ip.src, ip.ttl))
+        self._apply(r, r.vr.receive_advert(self.now, pkt, src, ttl))
