@@ -11,6 +11,7 @@ it, a merge key, flow style at the top), the whole file is composed once and kep
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
@@ -92,6 +93,49 @@ def _find_key(text: str, key: str, start: int, end: int, indent: int) -> int:
     return -1
 
 
+class _Block:
+    """The entries of one block mapping, text[start:end] at `indent`, indexed in one pass over it: where
+    `_find_key` would find each key spelling, and every line that may end an entry. A site with thousands of
+    diagnostics looks into the same blocks thousands of times (a search each would be quadratic)."""
+
+    def __init__(self, text: str, start: int, end: int, indent: int) -> None:
+        self.keys: dict[str, int] = {}  # spelling -> its first line, as _find_key finds it
+        pad = " " * indent
+        lines = [start] if text.startswith(pad, start) else []
+        lines += [m.start() + 1 for m in re.compile(f"\n{pad}(?=[^ \t\r\n])").finditer(text, start, end)]
+        for line in lines:
+            first = line + indent
+            if first >= end or text[first] in " \t\r\n":
+                continue  # deeper, blank, or a key starting with a blank (_find_key is asked for those)
+            stop = text.find("\n", first, end)
+            stop = end if stop < 0 else stop
+            colon = text.find(":", first, stop)
+            while colon >= 0:
+                if _KEY_END.match(text, colon):  # a colon followed by a blank: the key may end before it
+                    j = colon
+                    while True:
+                        if j > first:
+                            self.keys.setdefault(text[first:j], line)
+                        if j == first or text[j - 1] not in " \t":
+                            break
+                        j -= 1
+                colon = text.find(":", colon + 1, stop)
+        self.ends = [m.start() for m in re.compile(rf"\n {{0,{indent}}}[^ \r\n#]").finditer(text, start, end)]
+
+    def find(self, key: str) -> int:
+        for spelled in (key, f'"{key}"', f"'{key}'"):
+            found = self.keys.get(spelled)
+            if found is not None:
+                return found
+        return -1
+
+    def end_after(self, offset: int, end: int) -> int:
+        """Where an entry whose first line ends at `offset` ends (the next line indented at most as much that
+        holds something other than a comment)."""
+        i = bisect.bisect_left(self.ends, offset)
+        return self.ends[i] + 1 if i < len(self.ends) else end
+
+
 class PositionIndex:
     """Positions of field paths in one site file's text (see the module docstring for how)."""
 
@@ -101,6 +145,10 @@ class PositionIndex:
         self._whole: _Node | None = None
         self._whole_done = False
         self._narrowable: bool | None = None
+        # a block searched once is searched directly (one diagnostic costs no index); searched again, indexed
+        self._searched: set[tuple[int, int, int]] = set()
+        self._blocks: dict[tuple[int, int, int], _Block] = {}
+        self._lines: list[tuple[int, int]] = [(0, 0)]  # (offset, newlines before it) counted so far, sorted
 
     def whole(self) -> _Node | None:
         if not self._whole_done:
@@ -124,15 +172,35 @@ class PositionIndex:
     def _entry(self, key: str, start: int, end: int, indent: int) -> tuple[int, int] | None:
         """Offsets [line start, end) of the block-mapping entry `key` at `indent` within text[start:end]."""
         text = self.text
-        found = _find_key(text, key, start, end, indent)
+        block = self._block(start, end, indent)
+        indexed = block is not None and key and key[0] not in " \t" and "\n" not in key and "\r" not in key
+        found = block.find(key) if block is not None and indexed else _find_key(text, key, start, end, indent)
         if found < 0:
             return None
         # the entry ends at the next line indented at most as much that holds something other than a comment
         after = text.find("\n", found)
         if after < 0 or after >= end:
             return found, end
+        if block is not None:
+            return found, block.end_after(after, end)
         nxt = re.compile(rf"\n {{0,{indent}}}[^ \r\n#]").search(text, after, end)
         return found, nxt.start() + 1 if nxt else end
+
+    def _block(self, start: int, end: int, indent: int) -> _Block | None:
+        key = (start, end, indent)
+        block = self._blocks.get(key)
+        if block is None and key in self._searched:
+            block = self._blocks[key] = _Block(self.text, start, end, indent)
+        self._searched.add(key)
+        return block
+
+    def _newlines_before(self, offset: int) -> int:
+        """text.count("\n", 0, offset), counted from the nearest offset counted before."""
+        i = bisect.bisect_right(self._lines, (offset, len(self.text)))
+        known, count = self._lines[i - 1]
+        count += self.text.count("\n", known, offset)
+        self._lines.insert(i, (offset, count))
+        return count
 
     def _block_child_indent(self, entry_start: int, entry_end: int, indent: int) -> int | None:
         """The indentation of a block mapping that is the value of the entry at entry_start, or None when the
@@ -178,7 +246,7 @@ class PositionIndex:
             return None
         if self.data is not None and not _agrees(node.value[0][1], data):
             return None
-        line_offset = self.text.count("\n", 0, entry[0])
+        line_offset = self._newlines_before(entry[0])
         return _walk(node, loc[depth - 1 :], at_key, line_offset)
 
 

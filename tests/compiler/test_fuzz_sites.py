@@ -130,6 +130,27 @@ def test_positions_match_a_whole_file_walk(base: dict[str, Any], flow: bool, dat
         assert index.position(missing) == _reference_position(text, missing, False)
 
 
+def test_positions_from_a_block_index_match_a_whole_file_walk() -> None:
+    """A block looked into again is indexed (a site with thousands of diagnostics would otherwise search the
+    same blocks thousands of times): every path of every example, asked twice of one index, in both line-end
+    styles and in the dumped block form, lands where the whole-file walk does."""
+    from hacc.compiler.positions import PositionIndex
+
+    for base in BASES:
+        written = (SITES / f"{base['site']}.yaml").read_text()
+        dumped = _dump(base).lstrip("\n") + "\n"
+        for text in (written, written.replace("\n", "\r\n"), dumped, dumped.replace("\n", "\r\n")):
+            index = PositionIndex(text, yaml_rs.loads(text))
+            paths = [p for p in _paths(base) if p]
+            missing = [(*p, "no-such-field") for p in _paths(base)]
+            for loc in paths + missing + paths[::-1]:
+                for at_key in (False, True):
+                    assert index.position(loc, at_key) == _reference_position(text, loc, at_key), loc
+                    # narrowed, not left to the whole-file walk (which would hide a wrong entry end)
+                    assert loc in missing or index._narrowed(loc, at_key) is not None, loc
+            assert index._blocks, "the second pass must have used the block index"
+
+
 # --- generators for the classes the compiler must read as their consumers do ----------------------
 
 PAIR = """\
