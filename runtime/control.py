@@ -16,7 +16,7 @@ import inspect
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +24,56 @@ RUN_DIR = Path("/run/hacc")
 Handler = Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]
 
 
-CHUNK = 64  # list items or dict entries per C-encoder call: a call holds the GIL, so keep it short
+CHUNK = 64  # list items or dict entries per C-encoder call
+YIELD_EVERY = 64  # pieces encoded between two turns of the event loop
+
+
+def iter_encode(value: Any) -> Iterator[str]:
+    """The pieces of `json.dumps(value)`, byte for byte, each from one small C-encoder call.
+
+    Large lists and dicts are taken apart and their members encoded one by one; everything else goes
+    to the C encoder whole. `encode_async` hands the loop back between pieces, so a status reply for
+    thousands of real servers (a megabyte of JSON) never holds up a VRRP advert for more than a
+    fraction of a millisecond, without a thread (a thread holding the GIL while the kernel has
+    descheduled it would stall the loop for as long: seen as 100+ ms on a busy machine).
+    """
+    if isinstance(value, list | tuple) and len(value) > CHUNK:
+        yield "["
+        for i, item in enumerate(value):
+            if i:
+                yield ", "
+            yield from iter_encode(item) if _large(item) else (json.dumps(item),)
+        yield "]"
+    elif isinstance(value, dict) and _large(value):
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            yield f"{', ' if i else ''}{json.dumps(_key_text(key))}: "
+            yield from iter_encode(item)
+        yield "}"
+    else:
+        yield json.dumps(value)
 
 
 def encode(value: Any) -> str:
-    """`json.dumps(value)`, byte for byte, built from many small C-encoder calls.
+    return "".join(iter_encode(value))
 
-    Large lists and dicts are taken apart and their members encoded CHUNK at a time; everything else
-    goes to the C encoder whole. The GIL can pass to another thread between two calls, so a status
-    reply for thousands of real servers never holds up the event loop for more than a fraction of a
-    millisecond at a time (the pure-Python encoder gave way as often, but was fifty times slower).
-    """
-    if isinstance(value, list | tuple) and len(value) > CHUNK:
-        parts = [encode(item) if _large(item) else json.dumps(item) for item in value]
-        return "[" + ", ".join(parts) + "]"
-    if isinstance(value, dict) and (len(value) > CHUNK or any(_large(v) for v in value.values())):
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {encode(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value)
+
+async def encode_async(value: Any) -> str:
+    parts: list[str] = []
+    for count, piece in enumerate(iter_encode(value), 1):
+        parts.append(piece)
+        if count % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return "".join(parts)
+
+
+def _key_text(key: Any) -> str:
+    # json.dumps' own spelling of a non-string key
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool) or key is None:
+        return {True: "true", False: "false", None: "null"}[key]
+    return json.dumps(key)
 
 
 def _large(value: Any) -> bool:
@@ -87,9 +120,9 @@ class ControlServer:
                 reply: dict[str, Any] = {"ok": True, **result}
             else:
                 reply = {"ok": False, "error": f"unknown command {cmd!r}"}
-            # a reply for thousands of real servers is a megabyte of JSON: encode it off the loop, in
-            # pieces (one C-encoder call holding the GIL for the whole megabyte would stall VRRP)
-            data = await asyncio.to_thread(encode, reply)
+            # a reply for thousands of real servers is a megabyte of JSON: encoded in pieces, between
+            # VRRP events (one C-encoder call for the whole megabyte would stall the loop)
+            data = await encode_async(reply)
             writer.write(data.encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from hacc.runtime.smtp import SmtpAlerter
 log = logging.getLogger("hacc.lvs")
 
 RETRY_AFTER_FAILURE = 1.0  # seconds before a failed IPVS pass is tried again (with a fresh dump)
+STATUS_STEP = 200  # real servers per step of a status reply (about a millisecond)
 SWITCH_INTERVAL = 0.001  # seconds a worker thread may hold the GIL while the loop waits for it
 
 
@@ -109,8 +110,8 @@ class LvsManager:
         self.specs = tuple(specs)
         wanted = {(vs.key, rs.key): rs.checkers for vs in self.specs for rs in vs.real_servers if rs.checkers}
         added = await self._checkers.apply(wanted)  # equal specs: state and timers kept
-        for key, status in added.items():
-            self.health[key] = RealServerHealth(status.up, status.weight)
+        for key, (up, weight) in added.items():
+            self.health[key] = RealServerHealth(up, weight)
         by_id = {(vs.key, rs.key): rs for vs in self.specs for rs in vs.real_servers}
         for key in list(self.health):
             if key not in wanted:
@@ -212,14 +213,32 @@ class LvsManager:
 
     # --- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        return _status(self.specs, dict(self.health), self.quorum, self.kernel, self._checker_view(), self._counters())
+        steps = self._status_steps(self._checker_view())
+        for _ in range(1 << 30):  # bounded: one step per STATUS_STEP real servers
+            try:
+                next(steps)
+            except StopIteration as done:
+                return _result(done)
+        raise AssertionError("unreachable")
 
     async def status_async(self) -> dict[str, Any]:
-        """The same, built on a worker thread: for thousands of real servers the loop only copies the
-        one mapping it mutates (`health`); everything else it holds is replaced whole, never edited."""
-        checks = await self._checkers.status() if self._checkers is not None else {}
-        args = (self.specs, dict(self.health), self.quorum, self.kernel, checks, self._counters())
-        return await asyncio.to_thread(_status, *args)
+        """The same, built in steps of STATUS_STEP real servers with the loop handed back between them:
+        no worker thread, whose GIL time would hold up VRRP whenever the kernel descheduled it. The
+        loop copies the one mapping it mutates (`health`); everything else is replaced whole, never
+        edited, so the steps see one consistent state."""
+        steps = self._status_steps(await self._checkers.status() if self._checkers is not None else {})
+        for _ in range(1 << 30):  # bounded: one step per STATUS_STEP real servers
+            try:
+                next(steps)
+            except StopIteration as done:
+                return _result(done)
+            await asyncio.sleep(0)  # VRRP events run between two steps, on this same thread
+        raise AssertionError("unreachable")
+
+    def _status_steps(
+        self, checks: Mapping[RealServerId, tuple[CheckerBrief, ...]]
+    ) -> Generator[None, None, dict[str, Any]]:
+        return _status_steps(self.specs, dict(self.health), self.quorum, self.kernel, checks, self._counters())
 
     def _checker_view(self) -> Mapping[RealServerId, tuple[CheckerBrief, ...]]:
         # the checker process's last snapshot (status_async asks for a fresh one): up/down and weights
@@ -233,15 +252,20 @@ class LvsManager:
         return counters
 
 
-def _status(
+def _status_steps(
     specs: tuple[VirtualServerSpec, ...],
     health: Mapping[RealServerId, RealServerHealth],
     quorum: Mapping[ServiceKey, bool],
     kernel: IpvsTable | None,
     checks: Mapping[RealServerId, tuple[CheckerBrief, ...]],
     counters: dict[str, Any],
-) -> dict[str, Any]:
-    pools = {e.key: {d.key: d.weight for d in e.dests} for e in kernel or IpvsTable()}
+) -> Generator[None, None, dict[str, Any]]:
+    """The LVS status, built in steps: the generator yields after every STATUS_STEP real servers."""
+    pools: dict[ServiceKey, dict[Any, int]] = {}
+    for entry in kernel or IpvsTable():
+        pools[entry.key] = {d.key: d.weight for d in entry.dests}
+        yield
+    done = 0
     out = []
     for vs in specs:
         pool = pools.get(vs.key, {})
@@ -250,6 +274,9 @@ def _status(
             key = (vs.key, rs.key)
             h = health.get(key, initial_health(rs))
             briefs = checks.get(key, ())
+            done += 1
+            if done % STATUS_STEP == 0:
+                yield
             real_servers.append(
                 {
                     "address": str(rs.key),
@@ -272,6 +299,11 @@ def _status(
             }
         )
     return {"virtual_servers": out, "counters": counters}
+
+
+def _result(done: StopIteration) -> dict[str, Any]:
+    value: dict[str, Any] = done.value
+    return value
 
 
 def _merged(kernel: IpvsTable, desired: IpvsTable, dropped: set[ServiceKey]) -> IpvsTable:

@@ -7,10 +7,11 @@ hacc.runtime.check.worker`, talking frames over its stdin/stdout (wire.py).
 
 Life cycle: `start` spawns it and waits for "ready"; `apply` hands it the wanted checkers (equal specs
 keep state and timers, as before); transitions come back as `on_change(key, up, weight, reason)`.
-`status` asks for a snapshot of every checker (on demand; plain tuples, unpickled on a worker thread
-when large). Counters arrive every second. If the child dies, it is started again after
-RESTART_DELAY and given the last wanted set; its real servers' initial states are reported through
-on_change (reason "checker process restarted"), like keepalived restarting its checker child.
+`status` asks for a snapshot of every checker (on demand; plain tuples, in frames of a few hundred
+real servers, each decoded on the loop between VRRP events). Counters arrive every second. If the
+child dies, it is started again after RESTART_DELAY and given the last wanted set; its real servers'
+initial states are reported through on_change (reason "checker process restarted"), like keepalived
+restarting its checker child.
 `close` asks it to stop, then kills it after JOIN_TIMEOUT. If `hacc run` itself is killed, the
 child sees the end of its stdin and exits.
 
@@ -31,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from hacc.runtime.aio import cancel_and_wait
 from hacc.runtime.check import wire
-from hacc.runtime.check.runner import CheckerBrief, ServerStatus
+from hacc.runtime.check.runner import CheckerBrief
 from hacc.runtime.check.spec import CheckerSpec
 
 log = logging.getLogger("hacc.check")
@@ -41,7 +42,7 @@ START_TIMEOUT = 30.0  # seconds for the child to import and say "ready" (slow ma
 REPLY_TIMEOUT = 30.0
 JOIN_TIMEOUT = 10.0
 RESTART_DELAY = 1.0
-INLINE_DECODE = 64 * 1024  # bigger payloads (status snapshots) are unpickled on a worker thread
+INLINE_DECODE = 64 * 1024  # bigger payloads (a first apply's thousands of states) are unpickled on a thread
 COMMAND = (sys.executable, "-m", "hacc.runtime.check.worker")
 
 
@@ -55,6 +56,7 @@ class CheckerProcess(Generic[K]):
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._replies: dict[int, asyncio.Future[Any]] = {}
+        self._partial: dict[int, dict[K, Any]] = {}  # status replies being gathered, by request
         self._seq = itertools.count(1)
         self._ready: asyncio.Future[None] | None = None
         self._wanted: dict[K, tuple[CheckerSpec, ...]] = {}
@@ -87,8 +89,8 @@ class CheckerProcess(Generic[K]):
             await self._stop(kill=True)
             raise CheckerProcessError(f"the checker process did not start: {exc or 'no answer'}") from exc
 
-    async def apply(self, wanted: Mapping[K, tuple[CheckerSpec, ...]]) -> dict[K, ServerStatus]:
-        """Make the checked set equal to `wanted`; returns the initial status of the added real servers
+    async def apply(self, wanted: Mapping[K, tuple[CheckerSpec, ...]]) -> dict[K, tuple[bool, int | None]]:
+        """Make the checked set equal to `wanted`; returns (up, weight) of the added real servers
         (empty if the child died meanwhile: its restart reports them through on_change)."""
         self._wanted = dict(wanted)
         for key in set(self._ids) - set(wanted):
@@ -108,8 +110,7 @@ class CheckerProcess(Generic[K]):
         child does not answer)."""
         reply = await self._ask("status")
         if isinstance(reply, dict):
-            # thousands of entries: renumbered on a worker thread, not on the loop VRRP runs on
-            self.snapshot = await asyncio.to_thread(_renumbered, reply, dict(self._keys))
+            self.snapshot = reply
         return self.snapshot
 
     async def close(self) -> None:
@@ -138,6 +139,7 @@ class CheckerProcess(Generic[K]):
             return None
         finally:
             self._replies.pop(seq, None)
+            self._partial.pop(seq, None)
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -171,10 +173,19 @@ class CheckerProcess(Generic[K]):
             self.counters = {**message[1], "checker_restarts": self.counters["checker_restarts"]}
         elif kind == "log":
             logging.getLogger(message[2]).log(message[1], "%s", message[3])
-        elif kind in ("applied", "status"):
+        elif kind == "applied":
             future = self._replies.get(message[1])
             if future is not None and not future.done():
                 future.set_result(message[2])
+        elif kind == "status":
+            # frames of a few hundred real servers, renumbered as they come; the last one is empty
+            future = self._replies.get(message[1])
+            if future is None or future.done():
+                return
+            gathered = self._partial.setdefault(message[1], {})
+            gathered.update(_renumbered(message[2], self._keys))
+            if message[3]:
+                future.set_result(self._partial.pop(message[1]))
         elif kind == "ready" and self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
 
@@ -205,8 +216,8 @@ class CheckerProcess(Generic[K]):
             asyncio.get_running_loop().create_task(self._restart(), name="checker-restart")
             return
         added = await self.apply(self._wanted)
-        for key, status in added.items():
-            self._on_change(key, status.up, status.weight, "checker process restarted")
+        for key, (up, weight) in added.items():
+            self._on_change(key, up, weight, "checker process restarted")
 
     async def _stop(self, *, kill: bool) -> None:
         proc, reader = self._proc, self._reader

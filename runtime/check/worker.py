@@ -16,10 +16,11 @@ import sys
 from typing import Any
 
 from hacc.runtime.check import wire
-from hacc.runtime.check.runner import CheckRunner, ServerStatus
+from hacc.runtime.check.runner import CheckRunner
 from hacc.runtime.check.spec import CheckerSpec
 
 COUNTERS_INTERVAL = 1.0  # seconds between counter reports
+STATUS_CHUNK = 250  # real servers per status frame
 
 
 class _Link:
@@ -58,18 +59,19 @@ class _LogToParent(logging.Handler):
             self.handleError(record)
 
 
-def _apply(runner: CheckRunner[int], wanted: dict[int, tuple[CheckerSpec, ...]]) -> dict[int, Any]:
+def _apply(runner: CheckRunner[int], wanted: dict[int, tuple[CheckerSpec, ...]]) -> dict[int, tuple[bool, int | None]]:
     """Make the checked set equal to `wanted` (real servers by number); equal specs keep their state and
-    timers."""
+    timers. Returns (up, weight) of each added real server: its state before any probe (alpha: down)."""
     running = set(runner.keys())
     for key in running - set(wanted):
         runner.remove(key)
-    added: dict[int, ServerStatus] = {}
+    added: dict[int, tuple[bool, int | None]] = {}
     for key, specs in wanted.items():
         if key in running:
             runner.update(key, specs)
         else:
-            added[key] = runner.add(key, specs)
+            status = runner.add(key, specs)
+            added[key] = (status.up, status.weight)
     return added
 
 
@@ -111,7 +113,12 @@ async def serve() -> None:
                 link.send("applied", message[1], added)
                 link.send("counters", _counters(runner))
             elif message[0] == "status":
-                link.send("status", message[1], runner.brief())
+                # in frames of STATUS_CHUNK real servers: the daemon decodes each on its loop, between
+                # VRRP events, instead of one big unpickle holding the GIL
+                brief = list(runner.brief().items())
+                for start in range(0, len(brief), STATUS_CHUNK):
+                    link.send("status", message[1], dict(brief[start : start + STATUS_CHUNK]), False)
+                link.send("status", message[1], {}, True)
             elif message[0] == "close":
                 break
     finally:

@@ -87,7 +87,7 @@ def test_smtp_failure_is_counted_not_raised() -> None:
 
 def test_status_replies_are_encoded_in_pieces_exactly_as_json_dumps() -> None:
     # a director's status: lists and dicts far over the chunk size, nested, with odd keys and values
-    from hacc.runtime.control import CHUNK, encode
+    from hacc.runtime.control import CHUNK, encode, encode_async
 
     servers = [
         {"address": f"198.51.100.{i % 250}:{10000 + i}", "up": i % 3 != 0, "weight": i % 7, "ipvs_weight": None,
@@ -100,7 +100,9 @@ def test_status_replies_are_encoded_in_pieces_exactly_as_json_dumps() -> None:
         "many": {f"k{i}": [i, None, {"x": [1, 2]}] for i in range(CHUNK * 2)},
         "tuple": tuple(range(CHUNK + 1)),
         7: "int key",
+        "keys": {**{f"x{i}": i for i in range(CHUNK)}, True: 1, None: 2, 1.5: 3, False: [list(range(CHUNK + 2))]},
         "empty": [[], {}],
     }
     assert encode(reply) == json.dumps(reply)
+    assert asyncio.run(encode_async(reply)) == json.dumps(reply)
     assert encode([]) == "[]" and encode({}) == "{}" and encode("x") == '"x"'
