@@ -41,6 +41,7 @@ from .model import Check, Defaults, Notification
 from .vrid import render_lock
 
 Kind = Literal["lossy", "note"]
+V6_SUFFIX = "_v6"  # hacc names a service's IPv6 instance(s) after its IPv4 one(s) with this suffix
 DEFAULT_SECRET = "VRRP_PASS"  # noqa: S105 - a parameter name, never a value
 _SAFE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _FILE_CHECK = re.compile(r"^/usr/bin/test ! -e (\S+)$")
@@ -81,6 +82,7 @@ class _Router:
     vrid: int
     interface: str
     members: dict[str, VrrpInstance]  # node -> instance
+    family: int = 4  # a VRRP instance carries one address family: IPv6 routers share VRIDs with IPv4 ones
 
     def ordered(self) -> list[tuple[str, VrrpInstance]]:
         return sorted(self.members.items(), key=lambda kv: (-kv[1].priority, kv[0]))
@@ -95,7 +97,9 @@ class _Router:
 
     @property
     def name(self) -> str:
-        return self.first.name
+        """The instance name without hacc's _v6 suffix: the service's IPv6 instance takes it back on build."""
+        name = self.first.name
+        return name[: -len(V6_SUFFIX)] if self.family == 6 and name.endswith(V6_SUFFIX) and name != V6_SUFFIX else name
 
 
 @dataclass
@@ -388,15 +392,12 @@ def _tracks(ctx: _Ctx, r: _Router) -> list[str]:
 
 
 def _routers(ctx: _Ctx) -> list[_Router]:
-    by_key: dict[tuple[int, str], _Router] = {}
+    by_key: dict[tuple[int, str, int], _Router] = {}
     for node_name in sorted(ctx.nodes):
         node = ctx.nodes[node_name]
         for inst in node.config.vrrp_instances:
-            if inst.family == 6:
-                ctx.lossy(inst.source, f"vrrp_instance {inst.name}: IPv6 VRRP is not supported by hacc; not imported")
-                continue
-            key = (inst.virtual_router_id, inst.interface)
-            r = by_key.setdefault(key, _Router(inst.virtual_router_id, inst.interface, {}))
+            key = (inst.virtual_router_id, inst.interface, inst.family)
+            r = by_key.setdefault(key, _Router(inst.virtual_router_id, inst.interface, {}, inst.family))
             if node_name in r.members:
                 ctx.lossy(inst.source, f"VRID {key[0]} on {key[1]} is used twice on {node_name}; the second ignored")
                 continue
@@ -405,7 +406,7 @@ def _routers(ctx: _Ctx) -> list[_Router]:
             ctx.lossy(group.source, f"vrrp_sync_group {group.name} is not supported by hacc (instances imported alone)")
         for tf in node.config.vrrp_track_files:
             ctx.lossy(tf.source, f"vrrp_track_file {tf.name} is not supported by hacc")
-    return sorted(by_key.values(), key=lambda r: (r.vrid, r.interface))
+    return sorted(by_key.values(), key=lambda r: (r.vrid, r.interface, r.family))
 
 
 def _settings(inst: VrrpInstance) -> dict[str, Any]:
@@ -508,6 +509,11 @@ class _Service:
     step: int | None
     priorities: dict[str, int] | None = None
     body: dict[str, Any] = field(default_factory=dict)
+    v6: list[_Router] = field(default_factory=list)  # a dual-stack service's IPv6 routers, as `routers`
+
+    @property
+    def all_routers(self) -> list[_Router]:
+        return [*self.routers, *self.v6]
 
 
 def _signature(ctx: _Ctx, r: _Router) -> tuple[Any, ...]:
@@ -583,19 +589,51 @@ def _group_services(ctx: _Ctx, routers: list[_Router]) -> list[_Service]:
         if len(prios) > 1 and mb_step is None:
             svc.priorities = {n: i.priority for n, i in ordered_members}
         services.append(svc)
-    # unique names, deterministic
+    return _unique(services)
+
+
+def _unique(services: list[_Service]) -> list[_Service]:
+    """Unique service names, deterministic."""
     seen: set[str] = set()
-    for svc in sorted(services, key=lambda s: (s.routers[0].vrid, s.routers[0].interface)):
+    for svc in sorted(services, key=lambda s: (s.routers[0].vrid, s.routers[0].interface, s.routers[0].family)):
         base_name, k = svc.name, 2
         while svc.name in seen and k < 1000:
             svc.name = f"{base_name[:28]}_{k}"
             k += 1
         seen.add(svc.name)
-    return sorted(services, key=lambda s: (s.routers[0].vrid, s.routers[0].interface, s.name))
+    return sorted(services, key=lambda s: (s.routers[0].vrid, s.routers[0].interface, s.routers[0].family, s.name))
+
+
+def _family_shape(ctx: _Ctx, svc: _Service) -> tuple[Any, ...]:
+    """What the IPv4 and IPv6 instances of one hacc service share: all but the VIPs, VRIDs and version."""
+    routers = []
+    for r in svc.routers:
+        settings = {k: v for k, v in _settings(r.first).items() if k != "vrrp_version"}
+        prios = tuple(sorted((n, i.priority) for n, i in r.members.items()))
+        routers.append((r.top, prios, _signature(ctx, r)[2:], tuple(sorted(settings.items()))))
+    return (svc.mode, tuple(svc.nodes), tuple(routers))
+
+
+def _merge_families(ctx: _Ctx, v4: list[_Service], v6: list[_Service]) -> list[_Service]:
+    """A service's IPv6 routers join its IPv4 ones when hacc compiled them from one dual-stack service (same
+    name, nodes, priorities, settings and tracking); the rest stay IPv6-only services."""
+    by_name = {svc.name: svc for svc in v4}
+    alone = []
+    for svc in v6:
+        twin = by_name.get(svc.name)
+        if twin is not None and not twin.v6 and _family_shape(ctx, twin) == _family_shape(ctx, svc):
+            twin.v6 = svc.routers
+        else:
+            alone.append(svc)
+    return _unique([*v4, *alone])
 
 
 def _instance_names(svc: _Service) -> list[str]:
-    return [svc.name] if svc.mode == "mb" else [f"{svc.name}_{n}" for n in svc.nodes]
+    """The instance names hacc builds for the service's routers (`all_routers` order)."""
+    base = [svc.name] if svc.mode == "mb" else [f"{svc.name}_{n}" for n in svc.nodes]
+    v4 = [] if svc.routers[0].family == 6 else base
+    v6 = base if svc.routers[0].family == 6 or svc.v6 else []
+    return [*v4, *(f"{name}{V6_SUFFIX}" for name in v6)]
 
 
 # --- LVS --------------------------------------------------------------------------------------------------
@@ -693,8 +731,8 @@ def _real_server(ctx: _Ctx, node: NodeConf, vs: VirtualServer, rs: RealServer) -
 
 
 def _virtual_server(ctx: _Ctx, node: NodeConf, vs: VirtualServer, first_vip: str | None) -> dict[str, Any] | None:
-    if vs.group is not None or vs.protocol == "SCTP" or (vs.address is not None and ":" in vs.address):
-        ctx.lossy(vs.source, f"virtual_server {vs.key}: groups, SCTP and IPv6 are not supported by hacc")
+    if vs.group is not None or vs.protocol == "SCTP":
+        ctx.lossy(vs.source, f"virtual_server {vs.key}: groups and SCTP are not supported by hacc")
         return None
     out: dict[str, Any] = {}
     if vs.fwmark is not None:
@@ -716,7 +754,8 @@ def _virtual_server(ctx: _Ctx, node: NodeConf, vs: VirtualServer, first_vip: str
         out["hysteresis"] = vs.hysteresis
     if vs.sorry_server is not None:
         port = vs.sorry_server.port if vs.sorry_server.port is not None else vs.port
-        out["sorry_server"] = f"{vs.sorry_server.address}:{port}"
+        address = vs.sorry_server.address
+        out["sorry_server"] = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     extras = [
         k for k in ("persistence_granularity", "quorum_up", "quorum_down", "virtualhost") if getattr(vs, k) is not None
     ] + [k for k in ("alpha", "omega", "ha_suspend", "sorry_server_inhibit") if getattr(vs, k)]
@@ -764,46 +803,53 @@ def _assign_virtual_servers(ctx: _Ctx, services: list[_Service], vips: Mapping[s
 # --- nodes ------------------------------------------------------------------------------------------------
 
 
-def _networks(ctx: _Ctx, routers: list[_Router]) -> dict[str, dict[str, tuple[ipaddress.IPv4Network, SourceLoc]]]:
-    """node -> interface -> (subnet, where it was seen): the VIPs' subnet on each interface."""
-    out: dict[str, dict[str, tuple[ipaddress.IPv4Network, SourceLoc]]] = {}
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# per family: the widest VIP prefix that still names a subnet, and the subnet guessed around a lone address
+_SUBNET = {4: (30, 24), 6: (126, 64)}
+
+
+def _networks(ctx: _Ctx, routers: list[_Router]) -> dict[str, dict[tuple[str, int], tuple[Network, SourceLoc]]]:
+    """node -> (interface, family) -> (subnet, where it was seen): the VIPs' subnet on each interface."""
+    out: dict[str, dict[tuple[str, int], tuple[Network, SourceLoc]]] = {}
     for r in routers:
+        widest, guess = _SUBNET[r.family]
         for node_name, inst in r.members.items():
             vips = [
-                ipaddress.IPv4Interface(v.address)
+                iface
                 for v in inst.virtual_ipaddress
                 if (v.dev or inst.interface) == inst.interface
+                and not (iface := ipaddress.ip_interface(v.address)).ip.is_link_local
             ]
-            wide = [v.network for v in vips if v.network.prefixlen <= 30]
+            wide = [v.network for v in vips if v.network.prefixlen <= widest]
             if wide:
                 net = wide[0]
             elif inst.unicast_src_ip is not None:
-                net = ipaddress.IPv4Interface(f"{inst.unicast_src_ip}/24").network
+                net = ipaddress.ip_interface(f"{inst.unicast_src_ip}/{guess}").network
             elif vips:
-                net = ipaddress.IPv4Interface(f"{vips[0].ip}/24").network
+                net = ipaddress.ip_interface(f"{vips[0].ip}/{guess}").network
             else:
                 continue
-            out.setdefault(node_name, {}).setdefault(inst.interface, (net, inst.source))
+            out.setdefault(node_name, {}).setdefault((inst.interface, r.family), (net, inst.source))
     return out
 
 
 def _nodes(ctx: _Ctx, routers: list[_Router], main_if: str, used: set[str]) -> dict[str, dict[str, Any]]:
     nets = _networks(ctx, routers)
-    known: dict[tuple[str, str], str] = {}  # (node, interface) -> address
+    known: dict[tuple[str, str, int], str] = {}  # (node, interface, family) -> address
     for r in routers:
         for node_name, inst in r.members.items():
             if inst.unicast_src_ip is not None:
-                known.setdefault((node_name, inst.interface), inst.unicast_src_ip)
+                known.setdefault((node_name, inst.interface, r.family), inst.unicast_src_ip)
     taken = set(used) | set(known.values())
     out: dict[str, dict[str, Any]] = {}
     for node_name in sorted(ctx.nodes):
         node = ctx.nodes[node_name]
         ifaces = nets.get(node_name, {})
-        addrs: dict[str, str] = {}
-        for ifname in sorted(ifaces):
-            net, where = ifaces[ifname]
-            addr = known.get((node_name, ifname))
-            if addr is None or ipaddress.IPv4Address(addr) not in net:
+        found: dict[str, list[str]] = {}
+        for ifname, family in sorted(ifaces):
+            net, where = ifaces[(ifname, family)]
+            addr = known.get((node_name, ifname, family))
+            if addr is None or ipaddress.ip_address(addr) not in net:
                 hosts = (h for h in net.hosts() if str(h) not in taken)
                 placeholder = next(hosts, None)
                 if placeholder is None:
@@ -816,7 +862,9 @@ def _nodes(ctx: _Ctx, routers: list[_Router], main_if: str, used: set[str]) -> d
                     f"{node_name}'s address on {ifname} is not in its keepalived.conf: placeholder "
                     f"{addr}/{net.prefixlen}, set the real one (it breaks priority ties)",
                 )
-            addrs[ifname] = f"{addr}/{net.prefixlen}"
+            found.setdefault(ifname, []).append(f"{addr}/{net.prefixlen}")
+        # one address, or one per family (IPv4 first, as sorted above)
+        addrs: dict[str, str | list[str]] = {k: v[0] if len(v) == 1 else v for k, v in found.items()}
         if not addrs:
             ctx.lossy(SourceLoc(node.path, 0), f"{node_name} runs no VRRP instance; not imported")
             continue
@@ -846,9 +894,11 @@ def _service_body(ctx: _Ctx, svc: _Service, defaults: Mapping[str, Any]) -> dict
     r0 = svc.routers[0]
     body: dict[str, Any] = {"mode": svc.mode, "nodes": list(svc.nodes)}
     if svc.mode == "mb":
-        body["vips"] = _vips(ctx, r0)
+        body["vips"] = [*_vips(ctx, r0), *(_vips(ctx, svc.v6[0]) if svc.v6 else [])]
     else:
         body["vips"] = [_vips(ctx, r) for r in svc.routers]
+        for vip_set, r6 in zip(body["vips"], svc.v6, strict=False):
+            vip_set += _vips(ctx, r6)
         body["vips"] = [v if len(v) != 1 else v[0] for v in body["vips"]]
     s = _settings(r0.first)
     s["priority"] = svc.priority
@@ -861,9 +911,11 @@ def _service_body(ctx: _Ctx, svc: _Service, defaults: Mapping[str, Any]) -> dict
             body[key] = value
     if svc.priorities is not None:
         body["priorities"] = svc.priorities
-    for r in svc.routers:
+    for r in svc.all_routers:
         for node_name, inst in r.members.items():
             other = _settings(inst)
+            if r.family != r0.family:  # hacc runs IPv6 as VRRPv3 whatever the service's version
+                other["vrrp_version"] = _settings(r0.first)["vrrp_version"]
             if other != _settings(r0.first):
                 diff = sorted(k for k in other if other[k] != _settings(r0.first)[k])
                 ctx.lossy(
@@ -900,7 +952,11 @@ def import_site(nodes: Sequence[NodeConf], site_name: str, header: Sequence[str]
     if not routers:
         err = Finding(nodes[0].path if nodes else "(import)", 0, "lossy", "no VRRP instance to import")
         return ImportResult("", "", {}, tuple(sorted(set(ctx.findings))), (err,))
-    services = _group_services(ctx, routers)
+    services = _merge_families(
+        ctx,
+        _group_services(ctx, [r for r in routers if r.family == 4]),
+        _group_services(ctx, [r for r in routers if r.family == 6]),
+    )
     auth = _auth(ctx, routers)
     notify = _notification(ctx, routers)
     # site defaults: the most common value of each setting, so that services say only how they differ
@@ -932,8 +988,8 @@ def import_site(nodes: Sequence[NodeConf], site_name: str, header: Sequence[str]
     lock: dict[str, int] = {}
     for svc in services:
         svc.body = _service_body(ctx, svc, effective) | svc.body
-        vips[svc.name] = [v.ip for r in svc.routers for v in r.first.virtual_ipaddress]
-        for inst_name, r in zip(_instance_names(svc), svc.routers, strict=True):
+        vips[svc.name] = [v.ip for r in svc.all_routers for v in r.first.virtual_ipaddress]
+        for inst_name, r in zip(_instance_names(svc), svc.all_routers, strict=True):
             lock[inst_name] = r.vrid
             for node_name, inst in r.members.items():
                 if inst.name != inst_name:

@@ -32,7 +32,7 @@ def _scripts(tmp_path: Path) -> list[tuple[str, Path]]:
 
 def test_every_script_passes_shellcheck(tmp_path: Path) -> None:
     scripts = _scripts(tmp_path)
-    assert len(scripts) == 9
+    assert len(scripts) == 11
     result = subprocess.run(
         ["shellcheck", "--shell=bash", "--severity=style", "--enable=all", *(str(p) for _, p in scripts)],
         capture_output=True,
