@@ -28,9 +28,9 @@ printf '%s\\n' "systemctl $*" >> {log}
 """
 
 
-def compile_site(tmp_path: Path) -> Path:
+def compile_site(tmp_path: Path, text: str = SITE) -> Path:
     site = tmp_path / "e2e.yaml"
-    site.write_text(SITE)
+    site.write_text(text)
     result = build_from_path(site)
     out = tmp_path / "out"
     write_tree(out, result.files)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hacc.compiler.build import build_from_path
-from hacc.compiler.writer import write_tree
 from harness import Daemon, Lan, MakeLan, Nodes, wait_until
+from test_compiled_site import compile_site as compile_e2e
 from test_compiled_site import start_node, wait_calls
 from test_vrrp_ipv6_netns import add_ipv6, holders6
 
@@ -39,12 +38,7 @@ services:
 
 
 def compile_site(tmp_path: Path) -> Path:
-    site = tmp_path / "dualstack-e2e.yaml"
-    site.write_text(SITE)
-    result = build_from_path(site)
-    out = tmp_path / "out"
-    write_tree(out, result.files)
-    return out
+    return compile_e2e(tmp_path, SITE)
 
 
 def holders(lan: Lan) -> tuple[list[int], list[int]]:
