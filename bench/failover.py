@@ -10,6 +10,10 @@ Expected: Master_Down_Interval minus the time since the last advert, i.e. betwee
 
     python bench/failover.py --runs 10            # needs root; about 4 minutes
     python bench/failover.py --runs 3 --only v3   # quick look
+    python bench/failover.py --runs 10 --only v3-ipv6   # VRRPv3 over IPv6 (issue 13): ff02::12, link-locals
+
+v3-ipv6 gives both nodes 2001:db8::1<i>/64 and a fixed link-local address without DAD (as the IPv6
+integration tests do) and polls node 2 for the VIP 2001:db8::100.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from harness import (
     vrrp_conf,
     wait_until,
 )
+from test_vrrp_ipv6_netns import add_ipv6, holders6
 
-VIP = "192.0.2.100"
-SETTINGS = {"v2": (2, 1.0, "bench"), "v3": (3, 0.1, None)}
+VIPS = {4: "192.0.2.100", 6: "2001:db8::100"}
+# setting -> (VRRP version, advert_int, auth_pass, address family)
+SETTINGS = {"v2": (2, 1.0, "bench", 4), "v3": (3, 0.1, None, 4), "v3-ipv6": (3, 0.1, None, 6)}
 
 
 @dataclass
@@ -61,19 +67,28 @@ def _start(impl: str, ns: str, work: Path, conf: str, name: str) -> Daemon:
 
 
 def bench(impl: str, setting: str, runs: int, work: Path) -> Result:
-    version, advert_int, auth = SETTINGS[setting]
+    version, advert_int, auth, family = SETTINGS[setting]
     res = Result(impl, setting)
-    conf = functools.partial(vrrp_conf, version=version, advert_int=advert_int, auth_pass=auth)
+    vip = VIPS[family]
+    conf = functools.partial(
+        vrrp_conf, version=version, advert_int=advert_int, auth_pass=auth, vips=(f"{vip}/{24 if family == 4 else 64}",)
+    )
     down = 3 * advert_int + 1.0
-    lan = Lan.create(f"b{impl[0]}{setting}", 2)
+    lan = Lan.create(f"b{impl[0]}{setting.replace('-ipv6', '6')}", 2)
     started: list[Daemon] = []
+
+    def holders() -> list[int]:
+        return lan.holders(vip) if family == 4 else holders6(lan, vip)
+
     try:
+        if family == 6:
+            add_ipv6(lan)
         backup = _start(impl, lan.ns(2), work, conf(priority=100, router_id="n2"), f"{impl}-b")
         started.append(backup)
         for run in range(runs):
             master = _start(impl, lan.ns(1), work, conf(priority=150, router_id="n1"), f"{impl}-m{run}")
             started.append(master)
-            ok = wait_until(lambda: lan.holders(VIP) == [1] and _is_backup(impl, backup), 3 * down + 5)
+            ok = wait_until(lambda: holders() == [1] and _is_backup(impl, backup), 3 * down + 5)
             if not ok:
                 res.failures += 1
                 master.kill()
@@ -84,7 +99,7 @@ def bench(impl: str, setting: str, runs: int, work: Path) -> Result:
                 res.rss_kb = backup.rss_kb()
             master.kill()
             t0 = time.monotonic()
-            if wait_until(lambda: lan.holds(2, VIP), down + 2, step=0.002):
+            if wait_until(lambda: 2 in holders(), down + 2, step=0.002):
                 res.times.append(time.monotonic() - t0)
             else:
                 res.failures += 1
@@ -107,12 +122,12 @@ def summary(results: list[Result]) -> str:
     ]
     med: dict[tuple[str, str], float] = {}
     for r in results:
-        version, adv, _ = SETTINGS[r.setting]
+        version, adv, _, family = SETTINGS[r.setting]
         expect = 3 * adv + (256 - 100) / 256 * adv
         if r.times:
             med[(r.impl, r.setting)] = statistics.median(r.times)
             lines.append(
-                f"{r.impl:10s} v{version} advert {adv:<4g}s {len(r.times):4d} "
+                f"{r.impl:10s} v{version}{' IPv6' if family == 6 else '     '} {adv:<4g}s  {len(r.times):4d} "
                 f"{statistics.median(r.times) * 1000:7.0f}ms {min(r.times) * 1000:7.0f}ms "
                 f"{max(r.times) * 1000:7.0f}ms {expect * 1000:7.0f}ms {r.rss_kb:8d}"
                 + (f"  ({r.failures} failed)" if r.failures else "")
