@@ -104,3 +104,29 @@ def test_harness_detects_a_broken_config(netns: str, tmp_path: Path) -> None:
     result = keepalived_check(netns, tmp_path / "out" / "lb1", "/etc/keepalived", tmp_path)
     assert result.returncode != 0
     assert "VRID '300' not valid" in result.stderr
+
+
+UNICAST6 = """site: unicast6
+defaults: {vrrp_version: 3}
+nodes:
+  lb1: {address: [192.0.2.11/24, "2001:db8::11/64"]}
+  lb2: {address: [192.0.2.12/24, "2001:db8::12/64"]}
+services:
+  web: {mode: mb, nodes: [lb1, lb2], unicast: true, vips: [192.0.2.100/24, "2001:db8::100/64"]}
+"""
+
+
+def test_ipv6_unicast_peers_are_of_the_instance_family(netns: str, tmp_path: Path) -> None:
+    """Issue 13: a dual-stack service with unicast names each family's peers and source in its own instance."""
+    site = tmp_path / "unicast6.yaml"
+    site.write_text(UNICAST6)
+    assert run_cli("build", "-o", str(tmp_path / "out"), str(site)).exit_code == 0
+    conf = (tmp_path / "out" / "lb1" / "keepalived.conf").read_text()
+    v4 = conf.split("vrrp_instance web {\n")[1].split("\n}\n")[0]
+    v6 = conf.split("vrrp_instance web_v6 {\n")[1].split("\n}\n")[0]
+    assert "unicast_src_ip 192.0.2.11\n    unicast_peer {\n        192.0.2.12\n" in v4
+    assert "unicast_src_ip 2001:db8::11\n    unicast_peer {\n        2001:db8::12\n" in v6
+    add_interfaces(netns, ["eth0"])
+    result = keepalived_check(netns, tmp_path / "out" / "lb1", "/etc/keepalived", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
