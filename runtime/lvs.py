@@ -23,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hacc.runtime.check.process import CheckerProcess, CheckerProcessError
 from hacc.runtime.check.runner import CheckerBrief
-from hacc.runtime.ipvs.diff import diff
+from hacc.runtime.ipvs.diff import Op, diff
 from hacc.runtime.ipvs.fromconf import VirtualServerSpec
-from hacc.runtime.ipvs.model import IpvsTable, ServiceKey
+from hacc.runtime.ipvs.model import IpvsTable, ServiceEntry, ServiceKey
 from hacc.runtime.ipvs.netlink import IpvsBackend
 from hacc.runtime.ipvs.table import RealServerHealth, RealServerId, desired_table, initial_health
 from hacc.runtime.net.errors import NetError
@@ -41,6 +41,7 @@ from hacc.runtime.smtp import SmtpAlerter
 log = logging.getLogger("hacc.lvs")
 
 RETRY_AFTER_FAILURE = 1.0  # seconds before a failed IPVS pass is tried again (with a fresh dump)
+PASS_STEP = 500  # real servers per step of an IPVS pass
 STATUS_STEP = 200  # real servers per step of a status reply (about a millisecond)
 SWITCH_INTERVAL = 0.001  # seconds a worker thread may hold the GIL while the loop waits for it
 
@@ -76,6 +77,7 @@ class LvsManager:
         self._lock = asyncio.Lock()
         self._pass_task: asyncio.Task[None] | None = None
         self._wanted = False
+        self._dirty: set[ServiceKey] | None = set()  # services the next pass recomputes; None: all
         self._retry: asyncio.TimerHandle | None = None
         self._owned: set[ServiceKey] = set()  # services a previous config named (deleted when dropped)
 
@@ -142,11 +144,18 @@ class LvsManager:
                 smtp.alert_checker(str(key[1]), str(key[0]), up, reason)
         elif before.weight != weight:
             log.info("real server %s in %s: weight %s (%s)", key[1], key[0], weight, reason)
-        self.request_pass()
+        self.request_pass(key[0])
 
-    def request_pass(self) -> None:
-        """Coalesce: one pass runs at a time; requests meanwhile make exactly one more."""
+    def request_pass(self, service: ServiceKey | None = None) -> None:
+        """Coalesce: one pass runs at a time; requests meanwhile make exactly one more. A checker's
+        transition names its virtual server, and the pass then recomputes only the services named
+        since the last one (a director of thousands of real servers: a whole-table pass took 100+ ms
+        of the loop VRRP runs on); None asks for a pass over everything."""
         self._wanted = True
+        if service is None or self._dirty is None:
+            self._dirty = None
+        else:
+            self._dirty.add(service)
         if self._pass_task is None or self._pass_task.done():
             self._pass_task = asyncio.get_running_loop().create_task(self._passes(), name="ipvs")
 
@@ -156,26 +165,28 @@ class LvsManager:
                 if not self._wanted:
                     return
                 self._wanted = False
+                only, self._dirty = self._dirty, set()
                 async with self._lock:
-                    await self._pass()
+                    await self._pass(only)
         except Exception as exc:  # a bug here must not leave a director half-applied and silent
             self._on_crash(exc)
 
-    async def _pass(self) -> list[str]:
-        """desired -> diff -> apply, under the lock. NetError is reported, never raised."""
+    async def _pass(self, only: set[ServiceKey] | None = None) -> list[str]:
+        """desired -> diff -> apply, under the lock, for every service or `only` those. NetError is
+        reported, never raised."""
         self.counters.passes += 1
         failures: list[str] = []
         try:
             if self.kernel is None:
                 self.kernel = await self.backend.dump()
-            result = desired_table(self.specs, self.health, self.quorum)
-            self.quorum = dict(result.quorum)
-            for change in result.changes:
-                self.counters.quorum_changes += 1
-                log.info("%s", change)
-                if change.script:
-                    self._notify.run_line(change.script, str(change.service))
-            ops = diff(self.kernel, result.table, self._owned)
+                only = None  # a fresh dump may differ anywhere
+            specs = self.specs if only is None else tuple(vs for vs in self.specs if vs.key in only)
+            desired, ops = await self._desired(specs)
+            dropped: set[ServiceKey] = set()
+            if only is None:
+                # services an earlier config named and this one does not: deleted first
+                dropped = set(self._owned) - set(desired.keys())
+                ops = diff(self.kernel, IpvsTable(), dropped) + ops
             if not ops:
                 return failures
             report = await self.backend.apply(ops)
@@ -191,7 +202,7 @@ class LvsManager:
                 self.kernel = None  # read the kernel again before the next attempt
                 self._schedule_retry()
             else:
-                self.kernel = _merged(self.kernel, result.table, set(self._owned) - set(result.table.keys()))
+                self.kernel = _merged(self.kernel, desired, dropped)
         except NetError as exc:
             self.kernel = None
             failures.append(f"IPVS: {exc}")
@@ -200,6 +211,29 @@ class LvsManager:
             log.error("IPVS: %s", exc)
             self._schedule_retry()
         return failures
+
+    async def _desired(self, specs: Sequence[VirtualServerSpec]) -> tuple[IpvsTable, tuple[Op, ...]]:
+        """The table `specs` want and the ops from the kernel's to it, worked out a few virtual servers
+        at a time with the loop handed back in between (thousands of real servers: 100+ ms at once).
+        Quorum changes are logged and their scripts started on the way."""
+        assert self.kernel is not None
+        entries: list[ServiceEntry] = []
+        ops: list[Op] = []
+        for group in _groups(specs, PASS_STEP):
+            result = desired_table(group, self.health, {vs.key: self.quorum[vs.key] for vs in group
+                                                        if vs.key in self.quorum})  # fmt: skip
+            self.quorum.update(result.quorum)
+            for change in result.changes:
+                self.counters.quorum_changes += 1
+                log.info("%s", change)
+                if change.script:
+                    self._notify.run_line(change.script, str(change.service))
+            entries.extend(result.table)
+            ops.extend(diff(self.kernel, result.table))
+            await asyncio.sleep(0)
+        wanted = {vs.key for vs in self.specs}
+        self.quorum = {key: up for key, up in self.quorum.items() if key in wanted}
+        return IpvsTable.build(entries), tuple(ops)
 
     def _schedule_retry(self) -> None:
         if self._retry is None or self._retry.cancelled():
@@ -272,7 +306,7 @@ def _status_steps(
         real_servers = []
         for rs in vs.real_servers:
             key = (vs.key, rs.key)
-            h = health.get(key, initial_health(rs))
+            h = health.get(key) or initial_health(rs)
             briefs = checks.get(key, ())
             done += 1
             if done % STATUS_STEP == 0:
@@ -299,6 +333,18 @@ def _status_steps(
             }
         )
     return {"virtual_servers": out, "counters": counters}
+
+
+def _groups(specs: Sequence[VirtualServerSpec], size: int) -> Iterator[Sequence[VirtualServerSpec]]:
+    """Consecutive virtual servers holding about `size` real servers together (at least one each)."""
+    start, count = 0, 0
+    for i, vs in enumerate(specs):
+        count += len(vs.real_servers) + 1
+        if count >= size:
+            yield specs[start : i + 1]
+            start, count = i + 1, 0
+    if start < len(specs):
+        yield specs[start:]
 
 
 def _result(done: StopIteration) -> dict[str, Any]:

@@ -43,6 +43,7 @@ REPLY_TIMEOUT = 30.0
 JOIN_TIMEOUT = 10.0
 RESTART_DELAY = 1.0
 INLINE_DECODE = 64 * 1024  # bigger payloads (a first apply's thousands of states) are unpickled on a thread
+CHANGES_STEP = 100  # transitions handled per turn of the loop (each logs, maybe notifies, marks a pass)
 COMMAND = (sys.executable, "-m", "hacc.runtime.check.worker")
 
 
@@ -149,7 +150,15 @@ class CheckerProcess(Generic[K]):
                     message = await asyncio.to_thread(wire.decode, payload)
                 else:
                     message = wire.decode(payload)
-                self._dispatch(message)
+                if message[0] == "changes" and len(message[1]) > CHANGES_STEP:
+                    # a rack going dark reports thousands at once: VRRP events run between the slices
+                    for start in range(0, len(message[1]), CHANGES_STEP):
+                        self._dispatch(("changes", message[1][start : start + CHANGES_STEP]))
+                        await asyncio.sleep(0)
+                else:
+                    self._dispatch(message)
+                # frames already buffered are read without a pause: hand the loop back between them
+                await asyncio.sleep(0)
         except wire.WireError as exc:
             log.error("checker process: %s", exc)
         finally:
