@@ -1,0 +1,110 @@
+"""LvsManager end to end on an in-memory IPVS table: real checkers (a child process) against listeners on
+loopback, several virtual servers. A checker's transition recomputes its own virtual server only; the
+others' entries and quorum stay exactly as they were, and a reload still drops what it stopped naming."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from check_servers import wait_for
+from hacc.runtime.check.spec import Endpoint, TcpSpec, Timing
+from hacc.runtime.ipvs.fromconf import RealServerSpec, SorryServerSpec, VirtualServerSpec
+from hacc.runtime.ipvs.memory import MemoryIpvs
+from hacc.runtime.ipvs.model import DestKey, IpvsTable, ServiceKey
+from hacc.runtime.lvs import LvsManager
+from hacc.runtime.notify import NotifyRunner
+
+T = TypeVar("T")
+FAST = Timing(delay_loop=0.2, retry=0, delay_before_retry=0.1, warmup=0.1)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+async def listener(port: int = 0) -> asyncio.Server:
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    return await asyncio.start_server(accept, "127.0.0.1", port, reuse_address=True)
+
+
+def vs(n: int, ports: list[int]) -> VirtualServerSpec:
+    """Virtual server n: real servers 127.0.0.1:port, each checked by TCP_CHECK; a sorry server."""
+    return VirtualServerSpec(
+        key=ServiceKey.inet("TCP", f"203.0.113.{n}", 80),
+        scheduler="rr",
+        sorry_server=SorryServerSpec(DestKey("198.51.100.99", 80)),
+        real_servers=tuple(
+            RealServerSpec(
+                key=DestKey("127.0.0.1", port),
+                has_checkers=True,
+                checkers=(TcpSpec(target=Endpoint("127.0.0.1", port), connect_timeout=0.5, timing=FAST),),
+            )
+            for port in ports
+        ),
+    )
+
+
+def pool(table: IpvsTable, n: int) -> dict[str, int]:
+    entry = next((e for e in table if e.key == ServiceKey.inet("TCP", f"203.0.113.{n}", 80)), None)
+    return {} if entry is None else {str(d.key): d.weight for d in entry.dests}
+
+
+def test_a_transition_changes_its_own_virtual_server_only_and_reloads_drop() -> None:
+    async def go() -> None:
+        servers = [await listener() for _ in range(4)]
+        ports = [s.sockets[0].getsockname()[1] for s in servers]
+        backend = MemoryIpvs()
+        crashes: list[BaseException] = []
+        lvs = LvsManager(backend, NotifyRunner(), crashes.append)
+        await lvs.open()
+        try:
+            specs = [vs(1, ports[:2]), vs(2, ports[2:3]), vs(3, ports[3:])]
+            assert await lvs.apply(specs) == []
+            a, b = f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
+            table = await backend.dump()
+            assert pool(table, 1) == {a: 1, b: 1} and pool(table, 2) == {f"127.0.0.1:{ports[2]}": 1}
+            quorum_before = dict(lvs.quorum)
+
+            # vs 2's only real server dies: its sorry server comes in; vs 1 and 3 are untouched
+            untouched = {n: pool(await backend.dump(), n) for n in (1, 3)}
+            servers[2].close()
+            await servers[2].wait_closed()
+            await wait_for(
+                lambda: (
+                    lvs.health.get((specs[1].key, specs[1].real_servers[0].key)) is not None
+                    and not lvs.health[(specs[1].key, specs[1].real_servers[0].key)].up
+                )
+            )
+            await wait_for(lambda: lvs.kernel is not None and pool(lvs.kernel, 2) == {"198.51.100.99:80": 1})
+            table = await backend.dump()
+            assert pool(table, 2) == {"198.51.100.99:80": 1}
+            assert {n: pool(table, n) for n in (1, 3)} == untouched
+            assert lvs.quorum == {**quorum_before, specs[1].key: False}
+
+            # one of vs 1's two goes: only it leaves the pool
+            servers[0].close()
+            await servers[0].wait_closed()
+            await wait_for(lambda: lvs.kernel is not None and pool(lvs.kernel, 1) == {b: 1})
+            assert pool(await backend.dump(), 3) == untouched[3] and lvs.quorum[specs[0].key] is True
+
+            # it comes back on the same port
+            servers[0] = await listener(ports[0])
+            await wait_for(lambda: lvs.kernel is not None and pool(lvs.kernel, 1) == {a: 1, b: 1})
+
+            # a reload without vs 3 deletes its service (a full pass); the others keep their state
+            assert await lvs.apply(specs[:2]) == []
+            table = await backend.dump()
+            assert [str(e.key) for e in table] == ["TCP 203.0.113.1:80", "TCP 203.0.113.2:80"]
+            assert pool(table, 2) == {"198.51.100.99:80": 1} and set(lvs.quorum) == {specs[0].key, specs[1].key}
+            assert lvs.kernel == table  # the daemon's view of the kernel is the kernel's
+            assert crashes == []
+        finally:
+            await lvs.close()
+            for s in servers:
+                s.close()
+
+    run(go())
