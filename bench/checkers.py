@@ -1164,7 +1164,9 @@ def role_uml_guest(args: argparse.Namespace) -> int:
             raise RuntimeError("hacc did not fill IPVS: " + hacc.log()[-3000:])
         result["hacc_start_s"] = time.monotonic() - t0
         result["hacc_warm_s"] = warm_up(listeners, len(servers), 120, settle)
-        win = measure({"hacc": hacc.pid}, args.seconds, hacc.status, listeners, None)
+        checker = hacc.checker_pid()
+        pids = {"hacc": hacc.pid, **({"checkers": checker} if checker is not None else {})}
+        win = measure(pids, args.seconds, hacc.status, listeners, None)
         result["hacc"] = {k: asdict(w) for k, w in win.items()}
         result["hacc_deaths"] = death_samples_ipvs(listeners, victims_ka, BOUND + 15, hacc.log)
         result["hacc_errors"] = [ln for ln in hacc.log().splitlines() if " ERROR " in ln or " CRITICAL " in ln][:5]
@@ -1238,6 +1240,14 @@ def uml_part(args: argparse.Namespace) -> None:
             f"{r['hacc_warm_s']:.1f} s later (incl. settle)"
         )
         print("\n".join("  " + ln for ln in fmt_window("hacc run            (UML)", hw, in_uml=True)))
+        if "checkers" in r["hacc"]:
+            cw = window_from(r["hacc"]["checkers"])
+            print("\n".join("  " + ln for ln in fmt_window("hacc checker proc.  (UML)", cw, in_uml=True)[:2]))
+            per = ""
+            if hw.checks_per_s:
+                per = f", {(hw.cpu_pct + cw.cpu_pct) / 100 / hw.checks_per_s * 1e6:.0f} us CPU per check"
+            print(f"  hacc both processes (UML): CPU {hw.cpu_pct + cw.cpu_pct:.1f} %, RSS "
+                  f"{(hw.rss_steady_kb + cw.rss_steady_kb) / 1024:.1f} MB{per}")  # fmt: skip
         rows = r.get("hacc_deaths", [])
         print("\n".join(fmt_deaths(rows, "ipvs_s", "hacc removed it from IPVS", " (UML)")))
         print("\n".join(fmt_deaths(rows, "log_s", "hacc's 'Disabling real server' log line", " (UML)")))
