@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel
-
 from .model import HealthCheck, LbAlgo, LbKind, LvsProtocol, RealServer, Service, Site, VirtualServer
 from .resolve import all_vips, vip_address_text
 
@@ -138,20 +136,16 @@ def virtual_server_ip(service: Service, vs: VirtualServer) -> str | None:
     return vip_address_text(vips[0]) if vips else None
 
 
-def _values(model: BaseModel) -> tuple[object, ...]:
-    """A model's class and field values, nested models as tuples too: equal exactly when the models are, but
-    hashed and compared in C (pydantic's __hash__ and __eq__ are Python code)."""
-    return (type(model), *[_values(v) if isinstance(v, BaseModel) else v for v in model.__dict__.values()])
-
-
 _CHECKER_CACHE_SIZE = 4096
 _checker_plans: dict[tuple[object, ...], CheckerPlan] = {}
 
 
 def resolve_checker(check: HealthCheck, real_server_port: int | None) -> CheckerPlan:
     """Cached: real servers of one pool usually share one check (equal frozen models), so they share its
-    plan too (plans are frozen). A large site looks up tens of thousands of equal checks, hence the key."""
-    key = (_values(check), real_server_port)
+    plan too (plans are frozen). Keyed by the check's field values rather than the model: a large site looks
+    up tens of thousands of equal checks, and the tuple is hashed and compared in C (a nested model, such as
+    http_get, still by pydantic)."""
+    key = (*check.__dict__.values(), real_server_port)
     plan = _checker_plans.get(key)
     if plan is None:
         if len(_checker_plans) >= _CHECKER_CACHE_SIZE:

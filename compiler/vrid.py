@@ -116,13 +116,14 @@ def allocate(requests: list[VridRequest], lock: Mapping[str, int], smap: SourceM
         return True
 
     # Order matters only for which side of a collision gets the diagnostic; explicit wins over locked.
-    for req in sorted(requests, key=lambda r: r.instance):
+    ordered = sorted(requests, key=lambda r: r.instance)
+    for req in ordered:
         if req.explicit is not None:
             claim(req, req.explicit, "explicit")
-    for req in sorted(requests, key=lambda r: r.instance):
+    for req in ordered:
         if req.explicit is None and req.instance in lock:
             claim(req, lock[req.instance], "from the lock file")
-    for req in sorted(requests, key=lambda r: r.instance):
+    for req in ordered:
         if req.instance in out.vrids or req.explicit is not None or req.instance in lock:
             continue
         free = next((v for v in range(1, 256) if (req.network, v) not in taken), None)
