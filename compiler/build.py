@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .anycast import render_anycast, split_site
+from .anycast_checks import anycast_tracked, check_anycast
 from .checks import check_healthy_ties, check_site
 from .errors import Diagnostic, SiteError
 from .loader import ShapeError, SourceMap, load_file
@@ -54,9 +56,13 @@ def compile_site(
     secrets: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Everything `hacc build` does except reading and writing files."""
+    full = site
+    site = split_site(full)  # the VRRP pipeline below sees VRRP services only; anycast is compiled apart
     lvs = resolve_lvs(site)
     result = check_site(site, smap, lvs, secrets)
-    diags = list(result.diagnostics)
+    by_anycast = {f"checks.{c}" for c in anycast_tracked(full)}
+    diags = [d for d in result.diagnostics if not (d.field in by_anycast and "not tracked" in d.message)]
+    diags += check_anycast(full, smap)
     alloc = allocate(_requests(site, smap, result.broken_services), lock, smap)
     diags += alloc.diagnostics
     instances = plan_instances(site, alloc.vrids, result.broken_services | _unallocated(site, alloc.vrids))
@@ -70,7 +76,7 @@ def compile_site(
     return BuildResult(
         site=site,
         plan=plan,
-        files={**render_site(plan), **rollout_files(plan)},
+        files=dict(sorted({**render_site(plan), **rollout_files(plan), **render_anycast(full, source)}.items())),
         lock_text=lock_text,
         lock_changed=dict(lock) != alloc.vrids,
         warnings=tuple(sorted(set(diags))),

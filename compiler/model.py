@@ -445,6 +445,123 @@ class Notification(StrictModel):
         return self
 
 
+# --- anycast (BGP) ----------------------------------------------------------------------------------
+
+# 0 is reserved (RFC 7607), 23456 is AS_TRANS (RFC 6793), 65535 and 4294967295 are reserved (RFC 7300)
+_RESERVED_ASNS = {0: "reserved (RFC 7607)", 23456: "AS_TRANS (RFC 6793)", 65535: "reserved (RFC 7300)"}
+_COMMUNITY = re.compile(r"^([0-9]{1,5}):([0-9]{1,5})$")
+
+
+def _asn(value: int) -> int:
+    if value in _RESERVED_ASNS:
+        raise ValueError(f"AS {value} is {_RESERVED_ASNS[value]}; use a private ASN (64512-65534) or your own")
+    return value
+
+
+def _community(value: str) -> str:
+    m = _COMMUNITY.match(value)
+    if m is None or int(m.group(1)) > 65535 or int(m.group(2)) > 65535:
+        raise ValueError(f"{value!r} is not a standard BGP community ASN:VALUE, each 0-65535 (RFC 1997)")
+    return f"{int(m.group(1))}:{int(m.group(2))}"
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address (a BGP router id is a dotted quad)") from None
+
+
+Asn = Annotated[
+    int, Field(ge=0, le=4294967294, description="an autonomous system number (4 bytes)"), AfterValidator(_asn)
+]
+Community = Annotated[
+    str,
+    AfterValidator(_community),
+    _shape(_COMMUNITY.pattern, "a standard BGP community ASN:VALUE (RFC 1997)", "64512:100"),
+]
+RouterId = Annotated[
+    str, AfterValidator(_ipv4), _shape(f"^{_CANON_V4.pattern}$", "a BGP router id (dotted quad)", "192.0.2.11")
+]
+
+
+class Bfd(StrictModel):
+    """BFD (RFC 5880) on the BGP sessions: a dead node's paths go in detect_multiplier x interval, not the hold time."""
+
+    enabled: bool = Field(True, description="run BFD on every BGP session (neighbor ... bfd / bfd on)")
+    interval_ms: int = Field(
+        100, ge=10, le=60000, description="milliseconds between BFD packets, sent and expected (tx and rx)"
+    )
+    detect_multiplier: int = Field(3, ge=2, le=255, description="packets missed before the session is down")
+
+
+class PeerGroup(StrictModel):
+    """Upstream routers of one kind: their ASN and session timers."""
+
+    asn: Asn = Field(description="the upstream routers' ASN (remote-as)")
+    hold_time: int = Field(
+        9, ge=3, le=65535, description="BGP hold time in seconds (keepalives every third of it); BFD is faster"
+    )
+    communities: list[Community] = Field(
+        default_factory=list, description="communities added to every anycast route sent to this group"
+    )
+
+
+class FlapLimit(StrictModel):
+    """At most `announcements` per `window` seconds: a flapping check must not get the VIP damped upstream
+    (RFC 2439 route flap damping would hide it long after it is healthy)."""
+
+    announcements: int = Field(3, ge=1, le=100, description="announcements allowed within the window")
+    window: float = Field(60.0, gt=0, le=86400, description="seconds of the sliding window")
+
+
+class BgpSite(StrictModel):
+    """Anycast for the whole site: which routing daemon announces, the kernel table hacc owns, BFD, peer groups,
+    hysteresis and the flap limit. hacc never speaks BGP: it adds routes to `table`, the daemon exports them."""
+
+    daemon: Literal["frr", "bird"] = Field(
+        description="the routing daemon on every anycast node: frr (bgpd, `ip import-table`) or bird (BIRD 2)"
+    )
+    table: int = Field(
+        100,
+        ge=1,
+        le=252,
+        description="kernel routing table hacc owns on every node (not main 254, local 255 or default 253); "
+        "the daemon exports exactly its routes",
+    )
+    bfd: Bfd = Field(default_factory=Bfd, description="BFD settings of the BGP sessions")
+    peer_groups: dict[SafeName, PeerGroup] = Field(min_length=1, description="upstream router groups, by name")
+    hold_down: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="hysteresis: seconds a service must stay healthy before its VIPs are announced again",
+    )
+    withdraw_grace: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="seconds between withdrawing a route and removing the VIP from the node (in-flight packets "
+        "and the upstream's convergence)",
+    )
+    flap_limit: FlapLimit = Field(default_factory=FlapLimit, description="how often a VIP may be re-announced")
+
+
+class BgpPeer(StrictModel):
+    """One upstream router this node peers with."""
+
+    address: IPAddress = Field(description="the router's address, on one of the node's subnets")
+    group: SafeName = Field(description="its peer group (bgp.peer_groups)")
+
+
+class NodeBgp(StrictModel):
+    """A node's BGP identity and its upstream routers (anycast services only)."""
+
+    asn: Asn = Field(description="this node's ASN (local-as); private ASNs are 64512-65534")
+    router_id: RouterId | None = Field(None, description="BGP router id (default: the node's IPv4 address)")
+    peers: list[BgpPeer] = Field(min_length=1, description="the upstream routers this node announces to")
+
+
 class Node(StrictModel):
     """A load balancer: its address on the main interface, and its other interfaces."""
 
@@ -458,6 +575,7 @@ class Node(StrictModel):
         default_factory=dict,
         description="other interfaces VRRP may run on, with their address (or one IPv4 and one IPv6 address)",
     )
+    bgp: NodeBgp | None = Field(None, description="BGP settings of a node that announces anycast services")
 
 
 class Check(StrictModel):
@@ -701,7 +819,9 @@ def _as_list(value: Any) -> Any:
 class Service(VrrpSettings):
     """VIPs kept highly available by VRRP on some nodes: one instance (mb) or one per node (mm)."""
 
-    mode: Literal["mm", "mb"] = Field(description="mm: master-master, mb: master-backup")
+    mode: Literal["mm", "mb", "anycast"] = Field(
+        description="mm: master-master, mb: master-backup, anycast: every healthy node announces the VIPs by BGP"
+    )
     nodes: list[SafeName] = Field(min_length=1, description="preference order: the first is preferred")
     vips: list[VipSet] = Field(min_length=1, description="mb: the VIPs; mm: one VIP set per node, in order")
     vrid: Annotated[list[Vrid], BeforeValidator(_as_list, json_schema_input_type=Vrid | list[Vrid])] | None = Field(
@@ -714,6 +834,9 @@ class Service(VrrpSettings):
     track: list[SafeName] = Field(default_factory=list, description="names of checks this service tracks")
     virtual_servers: list[VirtualServer] = Field(
         default_factory=list, description="LVS virtual servers on the service's VIPs"
+    )
+    communities: list[Community] = Field(
+        default_factory=list, description="anycast: BGP communities added to this service's routes"
     )
 
 
@@ -741,4 +864,5 @@ class Site(StrictModel):
     checks: dict[SafeName, Check] = Field(
         default_factory=dict, description="tracked checks, by name; a service names those it tracks"
     )
-    services: dict[SafeName, Service] = Field(min_length=1, description="the VRRP services, by name")
+    services: dict[SafeName, Service] = Field(min_length=1, description="the VRRP and anycast services, by name")
+    bgp: BgpSite | None = Field(None, description="anycast: the routing daemon and BGP settings of the site")

@@ -139,7 +139,7 @@ def _instance(
     return InstancePlan(
         name=slot.name,
         service=service_name,
-        mode=service.mode,
+        mode="mm" if service.mode == "mm" else "mb",  # anycast services never reach the VRRP plan
         family=slot.family,
         vrid=vrid,
         network=network,

@@ -1,0 +1,92 @@
+"""Anycast services (issue 16) compiled: the committed trees beside tests/anycast/sites/*.yaml are the golden
+files (rebuild: `hacc build --frozen SITE.yaml` there), and every routing-daemon fragment passes the daemon's
+own checker, as `keepalived -t` is run on every keepalived.conf."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from contextlib import chdir
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hacc.compiler.build import build_from_path
+from hacc.compiler.cli import main
+
+SITES = Path(__file__).parent / "sites"
+SITE_FILES = sorted(SITES.glob("*.yaml"))
+
+
+def _nodes(site: Path, name: str) -> list[Path]:
+    return sorted(site.with_suffix("").glob(f"*/{name}"))
+
+
+@pytest.mark.parametrize("site", SITE_FILES, ids=[s.stem for s in SITE_FILES])
+def test_committed_tree_is_what_a_build_writes(site: Path) -> None:
+    with chdir(site.parent):
+        result = CliRunner().invoke(main, ["build", "--check", "--frozen", "--strict", site.name])
+    assert result.exit_code == 0, result.output
+    assert build_from_path(site).files == build_from_path(site).files
+
+
+def test_frr_fragments_pass_vtysh_dryrun() -> None:
+    confs = _nodes(SITES / "anycast-frr.yaml", "frr.conf")
+    assert len(confs) == 2
+    for conf in confs:
+        run = subprocess.run(
+            ["vtysh", "--dryrun", "--inputfile", str(conf)], capture_output=True, text=True, timeout=30
+        )
+        assert run.returncode == 0 and not run.stdout.strip() and not run.stderr.strip(), (conf, run)
+
+
+def test_bird_fragments_pass_bird_parse(tmp_path: Path) -> None:
+    confs = _nodes(SITES / "anycast-bird.yaml", "bird-hacc.conf")
+    assert len(confs) == 2
+    for conf in confs:
+        shutil.copy(conf, tmp_path / conf.name)
+        main_conf = tmp_path / "bird.conf"
+        main_conf.write_text(f'router id 192.0.2.1;\ninclude "{conf.name}";\n')
+        run = subprocess.run(["bird", "-p", "-c", str(main_conf)], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0 and not run.stderr.strip(), (conf, run)
+
+
+def test_a_broken_fragment_is_refused_by_the_checkers(tmp_path: Path) -> None:
+    """The checkers do fail: a guard against a test that would pass whatever the fragment says."""
+    bad = tmp_path / "frr.conf"
+    bad.write_text(
+        (SITES / "anycast-frr" / "lb1" / "frr.conf").read_text().replace("redistribute table", "redistribute tabel")
+    )
+    assert (
+        subprocess.run(["vtysh", "--dryrun", "--inputfile", str(bad)], capture_output=True, timeout=30).returncode != 0
+    )
+    conf = (SITES / "anycast-bird" / "lb1" / "bird-hacc.conf").read_text().replace("learn;", "lern;")
+    (tmp_path / "bird.conf").write_text(conf)
+    assert (
+        subprocess.run(["bird", "-p", "-c", str(tmp_path / "bird.conf")], capture_output=True, timeout=30).returncode
+        != 0
+    )
+
+
+def test_runtime_file_lists_each_nodes_services_and_checks() -> None:
+    lb1 = json.loads((SITES / "anycast-frr" / "lb1" / "anycast.json").read_text())
+    lb2 = json.loads((SITES / "anycast-frr" / "lb2" / "anycast.json").read_text())
+    assert [s["name"] for s in lb1["services"]] == ["dns"]
+    assert [s["name"] for s in lb2["services"]] == ["dns", "ntp"]
+    assert lb1["services"][0]["vips"] == ["192.0.2.53", "192.0.2.54"]
+    assert [c["name"] for c in lb1["services"][0]["checks"]] == ["unbound", "maintenance"]
+    assert lb1["table"] == 100 and lb1["daemon"] == "frr"
+    # the VRRP side is untouched: the anycast VIPs and checks never reach keepalived.conf
+    ka = (SITES / "anycast-frr" / "lb1" / "keepalived.conf").read_text()
+    assert "192.0.2.53" not in ka and "unbound" not in ka and "198.51.100.100" in ka
+
+
+def test_anycast_only_site_builds(tmp_path: Path) -> None:
+    text = (SITES / "anycast-frr.yaml").read_text()
+    site = tmp_path / "only.yaml"
+    site.write_text(
+        text.split("  web:\n")[0].replace("  haproxy: {script: /usr/bin/killall -0 haproxy, weight: 20}\n", "")
+    )
+    result = build_from_path(site)
+    assert "lb1/frr.conf" in result.files and "lb2/anycast.json" in result.files
