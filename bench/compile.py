@@ -9,8 +9,10 @@ Two sites, each built in a fresh process so its peak RSS is its own:
   HTTP checks, written in block style (~10 MB). Target: compile < 3 s and peak RSS < 400 MB.
 
 Each case is also compiled with one extra warning (an untracked check), which needs a position in the
-file: the figure must stay within 10 % of the clean one. Addresses come from 198.18.0.0/15, the range
-RFC 2544 reserves for benchmarks; nothing here touches a network.
+file: the figure must stay within 10 % of the clean one. And with one error per virtual server (a quorum
+above the real servers' total weight): every error is located, so this shows what a position costs when
+there are thousands. Addresses come from 198.18.0.0/15, the range RFC 2544 reserves for benchmarks;
+nothing here touches a network.
 
     python bench/compile.py [--case 2k|10k] [--keep DIR]
 
@@ -43,7 +45,7 @@ HEADER = [
 WARNING_CHECK = "  unused: {file: /etc/keepalived/unused, weight: -20}"
 
 
-def generate_2k(warning: bool) -> str:
+def generate_2k(warning: bool, errors: bool = False) -> str:
     segments, nodes_per_segment, services, real_servers = 20, 5, 2000, 10000
     subnets = list(ipaddress.IPv4Network("198.18.0.0/15").subnets(new_prefix=22))[:segments]
     out = [*HEADER, *([WARNING_CHECK] if warning else []), "nodes:"]
@@ -76,13 +78,16 @@ def generate_2k(warning: bool) -> str:
                     rss = ", ".join(
                         f"{{address: {r}, weight: 1, check: {{tcp: {{}}, connect_timeout: 3}}}}" for r in rs_pool
                     )
-                    line += f", virtual_servers: [{{port: 80, lb_algo: rr, lb_kind: DR, real_servers: [{rss}]}}]"
+                    quorum = ", quorum: 1000" if errors else ""
+                    line += (
+                        f", virtual_servers: [{{port: 80, lb_algo: rr, lb_kind: DR{quorum}, real_servers: [{rss}]}}]"
+                    )
             out.append(line + "}")
             k += 1
     return "\n".join(out) + "\n"
 
 
-def generate_10k(warning: bool) -> str:
+def generate_10k(warning: bool, errors: bool = False) -> str:
     segments, nodes_per_segment, mm_per_segment, mb_per_segment, rs_per_vs = 64, 4, 40, 80, 8
     subnets = list(ipaddress.IPv4Network("198.18.0.0/15").subnets(new_prefix=22))[:segments]
     out = [*HEADER, *([WARNING_CHECK] if warning else []), "nodes:"]
@@ -119,6 +124,7 @@ def generate_10k(warning: bool) -> str:
                 "      - port: 80",
                 "        lb_algo: wrr",
                 "        lb_kind: DR",
+                *(["        quorum: 1000"] if errors else []),
                 "        real_servers:",
             ]
             for r in range(rs_per_vs):
@@ -148,8 +154,11 @@ def run_case(case: str, work: Path) -> None:
     site.write_text(GENERATORS[case](warning=False))
     warned = work / "warned.yaml"
     warned.write_text(GENERATORS[case](warning=True))
+    broken = work / "broken.yaml"
+    broken.write_text(GENERATORS[case](warning=False, errors=True))
     before = rss_mb()
     from hacc.compiler.build import build_from_path
+    from hacc.compiler.errors import SiteError
     from hacc.compiler.writer import write_file_atomic, write_tree
 
     c0, t0 = time.process_time(), time.perf_counter()
@@ -162,6 +171,7 @@ def run_case(case: str, work: Path) -> None:
     t3 = time.perf_counter()
     peak = rss_mb()
     shutil.copy(site.with_name("bench.lock.json"), warned.with_name("warned.lock.json"))
+    shutil.copy(site.with_name("bench.lock.json"), broken.with_name("broken.lock.json"))
     # the same clean build again, warm like the warned one below (parse caches, compiled templates)
     c2, t2w = time.process_time(), time.perf_counter()
     build_from_path(site)
@@ -172,6 +182,12 @@ def run_case(case: str, work: Path) -> None:
     c4, t4 = time.process_time(), time.perf_counter()
     warned_result = build_from_path(warned)
     c5, t5 = time.process_time(), time.perf_counter()
+    try:
+        build_from_path(broken)
+        raise SystemExit("the site with errors built")
+    except SiteError as exc:
+        n_errors = len(exc.diagnostics)
+    c6, t6 = time.process_time(), time.perf_counter()
     n_rs = sum(len(vs.real_servers) for s in result.site.services.values() for vs in s.virtual_servers)
     size = sum(len(t) for t in result.files.values())
     print(f"[{case}] target: {TARGETS[case]}")
@@ -192,6 +208,7 @@ def run_case(case: str, work: Path) -> None:
         f"({(c5 - c4) / (c3 - c2) - 1:+.0%} CPU vs the same clean build, warm: {t3w - t2w:.2f} s wall, "
         f"{c3 - c2:.2f} s CPU; {len(warned_result.warnings)} warning(s))"
     )
+    print(f"[{case}] compile with {n_errors} errors, all located:  {t6 - t5:.2f} s wall, {c6 - c5:.2f} s CPU")
 
 
 # runs the click entry point and reports the process's own peak RSS and CPU time on the last line of stderr
