@@ -1,5 +1,8 @@
 """Runtime commands (`hacc run`, `hacc status`). Imported lazily by hacc.compiler.cli.
 
+The console script runs `hacc run` without click (hacc.runtime.runcmd); the click `run` here is built
+from the same option table, for `hacc --help` and callers of the click group.
+
 Heavy imports (pyroute2, asyncio machinery, the daemon) happen inside the command bodies, never at
 import time, so `hacc build` never imports pyroute2.
 
@@ -11,12 +14,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from hacc.runtime import runcmd
+from hacc.runtime.runcmd import CONFIG_NAME
 
-CONFIG_NAME = "keepalived.conf"
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 def _config_path(node_dir: str | None, config_file: str | None) -> Path:
@@ -24,20 +30,7 @@ def _config_path(node_dir: str | None, config_file: str | None) -> Path:
         return Path(config_file)
     if node_dir:
         return Path(node_dir) / CONFIG_NAME
-    raise click.UsageError("give NODE_DIR or -f FILE")
-
-
-def _listen_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, int] | None:
-    # click calls this for every `hacc run`, --metrics given or not: the metrics module (and asyncio
-    # with it) is imported only when it is, so --config-test stays light
-    if value is None:
-        return None
-    from hacc.runtime.metrics import parse_listen
-
-    try:
-        return parse_listen(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+    raise click.UsageError(runcmd.MISSING_CONFIG)
 
 
 def _socket_path(config: Path, control_socket: str | None) -> Path:
@@ -46,124 +39,54 @@ def _socket_path(config: Path, control_socket: str | None) -> Path:
     return Path(control_socket) if control_socket else default_socket_path(config)
 
 
-@click.command()
-@click.argument("node_dir", required=False, type=click.Path(file_okay=False, path_type=str))
-@click.option(
-    "-f",
-    "--use-file",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="keepalived.conf to use instead of NODE_DIR/keepalived.conf",
-)
-@click.option("-t", "--config-test", is_flag=True, help="Check the config like `keepalived -t` and exit")
-@click.option("--strict", is_flag=True, help="With --config-test: warnings are errors")
-@click.option(
-    "--check-interfaces", is_flag=True, help="With --config-test: its interfaces must exist here (as keepalived -t)"
-)
-@click.option("--control-socket", type=click.Path(path_type=str), help="Unix socket for `hacc status`")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-@click.option(
-    "--log-format",
-    type=click.Choice(["auto", "text", "journal", "json"]),
-    default="auto",
-    help="auto: journald priorities without timestamps when stderr is the journal, else text",
-)
-@click.option(
-    "--lvs-dry-run",
-    is_flag=True,
-    help="Run the health checkers and compute IPVS, but program an in-memory table, never the kernel's",
-)
-@click.option(
-    "--watch/--no-watch",
-    default=True,
-    help="Reload when the config directory changes (default); SIGHUP reloads either way",
-)
-@click.option(
-    "--metrics",
-    "metrics_listen",
-    metavar="[HOST:]PORT",
-    callback=_listen_option,
-    help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1)",
-)
-@click.option(
-    "--metrics-textfile",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the metrics to this file every 5 s, atomically (node_exporter's textfile collector: *.prom)",
-)
-def run(
-    node_dir: str | None,
-    config_file: str | None,
-    config_test: bool,
-    strict: bool,
-    check_interfaces: bool,
-    control_socket: str | None,
-    log_level: str,
-    log_format: str,
-    lvs_dry_run: bool,
-    watch: bool,
-    metrics_listen: tuple[str, int] | None,
-    metrics_textfile: Path | None,
-) -> None:
-    """Run VRRP for the node whose generated config is in NODE_DIR; hot-reload it when it changes."""
-    path = _config_path(node_dir, config_file)
-    if config_test:
-        from hacc.runtime.configtest import config_test as check
+def _click_option(opt: runcmd.RunOption) -> Callable[[FC], FC]:
+    """One row of runcmd.RUN_OPTIONS as a click option (the console script parses the same row)."""
+    if opt.kind == "flag":
+        return click.option(*opt.flags, opt.dest, is_flag=True, help=opt.help)
+    if opt.kind == "switch":
+        return click.option("/".join(runcmd.switch_flags(opt)), opt.dest, default=opt.default, help=opt.help)
+    convert = opt.convert
+    callback = None
+    if convert is not None:
 
-        sys.exit(check(path, sys.stdout, strict=strict, check_interfaces=check_interfaces))
-    control = _socket_path(path, control_socket)
-    sys.exit(_run_daemon(path, control, log_level, log_format, watch, lvs_dry_run, metrics_listen, metrics_textfile))
+        def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+            # click calls this for every `hacc run`, the option given or not: convert only a given value
+            if value is None:
+                return None
+            try:
+                return convert(value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc)) from exc
 
-
-def _run_daemon(
-    path: Path,
-    control: Path,
-    log_level: str,
-    log_format: str,
-    watch: bool,
-    lvs_dry_run: bool,
-    metrics: tuple[str, int] | None = None,
-    metrics_textfile: Path | None = None,
-) -> int:
-    import asyncio
-    import logging
-
-    from hacc.runtime.loadproc import load_node_isolated
-    from hacc.runtime.logs import configure
-    from hacc.runtime.serve import serve
-
-    configure(log_level, log_format)
-    log = logging.getLogger("hacc")
-    if not path.is_file():
-        log.error("%s: no such file", path)
-        return 1
-    from hacc.runtime.preflight import capability_problem, keepalived_problem, running_hacc_problem
-
-    refusal = capability_problem() or running_hacc_problem(control) or keepalived_problem()
-    if refusal:
-        log.error("%s", refusal)
-        return 1
-    loaded = load_node_isolated(path)  # a large config in a child: its parse peak stays out of the daemon
-    for warning in loaded.warnings:
-        log.warning("%s", warning)
-    for error in loaded.errors:
-        log.error("%s", error)
-    if loaded.spec is None:
-        log.error("%s: configuration has errors; not starting", path)
-        return 1
-    if not loaded.spec.instances and not loaded.spec.virtual_servers:
-        log.error("%s: nothing to run (no vrrp_instance, no virtual_server); not starting", path)
-        return 1
-    return asyncio.run(
-        serve(
-            path,
-            control,
-            loaded,
-            watch=watch,
-            lvs_dry_run=lvs_dry_run,
-            metrics=metrics,
-            metrics_textfile=metrics_textfile,
-        )
+    value_type: object = None
+    if opt.choices:
+        value_type = click.Choice(opt.choices)
+    elif opt.path is not None:
+        value_type = click.Path(file_okay=opt.path != "dir", dir_okay=opt.path != "file", path_type=str)
+    return click.option(
+        *opt.flags,
+        opt.dest,
+        type=value_type,
+        default=opt.default,
+        metavar=opt.metavar,
+        callback=callback,
+        help=opt.help,
     )
+
+
+def _run_options(command: Callable[..., None]) -> Callable[..., None]:
+    for opt in reversed(runcmd.RUN_OPTIONS):
+        command = _click_option(opt)(command)
+    return command
+
+
+@click.command(help=runcmd.HELP)
+@click.argument("node_dir", required=False, type=click.Path(file_okay=False, path_type=str))
+@_run_options
+def run(node_dir: str | None, **options: Any) -> None:
+    if node_dir is None and options["config_file"] is None:
+        raise click.UsageError(runcmd.MISSING_CONFIG)
+    sys.exit(runcmd.execute(runcmd.RunArgs(node_dir=node_dir, **options)))
 
 
 @click.command()

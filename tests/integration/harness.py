@@ -22,7 +22,8 @@ from pathlib import Path
 
 PREFIX = f"hacct{os.getpid()}-"
 _PREFIX_RE = re.compile(r"^hacct(\d+)-")
-HACC = [sys.executable, "-c", "import sys; from hacc.compiler.cli import main; sys.exit(main())"]
+# the console script's entry point: `hacc run` through its click-free parser, as on a node
+HACC = [sys.executable, "-c", "from hacc.console import main; main()"]
 KEEPALIVED = "/usr/sbin/keepalived"
 
 

@@ -1,5 +1,7 @@
 """Lazy imports, proven on real processes with `python -X importtime` (every import is logged).
 
+- `hacc run` (through the console script's entry point, hacc.console) imports neither click nor the
+  compiler: both the daemon and `--config-test` are parsed by hacc.runtime.runcmd.
 - A VRRP-only node imports neither pyroute2 (its VIPs and lookups go through runtime/net/rtnl.py)
   nor what only other configs need: the IPVS and checker code, smtplib and email (no smtp settings),
   the metrics exporter, nor the compiler's libraries (pydantic, jinja2, ruamel, the YAML readers).
@@ -20,8 +22,11 @@ from harness import HACC, MakeLan, Nodes, hacc_state, spawn, vrrp_conf, wait_unt
 
 # what no VRRP-only process may import (top-level package names, or exact module names)
 COMPILER_LIBRARIES = {"pydantic", "pydantic_core", "jinja2", "ruamel", "yaml", "yaml_rs"}
-NOT_FOR_VRRP = {"pyroute2", "smtplib", "email", *COMPILER_LIBRARIES}
+# click and the compiler: the console script hands `hacc run` to the runtime's own parser (runcmd.py)
+NOT_FOR_VRRP = {"pyroute2", "smtplib", "email", "click", *COMPILER_LIBRARIES}
 NOT_FOR_VRRP_HACC = (
+    "hacc.compiler",
+    "hacc.runtime.cli",  # the click commands
     "hacc.runtime.lvs",
     "hacc.runtime.ipvs",  # and every module under it
     "hacc.runtime.check.engine",
