@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hacc.runtime.instance import ActionExecutor, Effects, GroupLink, Instance
@@ -87,9 +88,15 @@ class Rejected:
 
 
 class Daemon:
-    def __init__(self, addresses: RtnlAddresses | None = None, ipvs: Callable[[], IpvsBackend] | None = None) -> None:
+    def __init__(
+        self,
+        addresses: RtnlAddresses | None = None,
+        ipvs: Callable[[], IpvsBackend] | None = None,
+        ipvs_owned: Path | None = None,
+    ) -> None:
         """`ipvs` makes the IPVS backend (default: the kernel's, through pyroute2) with the first
-        virtual_server, so a VRRP-only node imports no IPVS code."""
+        virtual_server, so a VRRP-only node imports no IPVS code. `ipvs_owned` records the services
+        hacc runs across restarts (ipvs/owned.py)."""
         self.spec: DaemonSpec = EMPTY
         self.revision: Revision | None = None
         self.rejected: Rejected | None = None
@@ -111,6 +118,7 @@ class Daemon:
         self._effects = Effects(self._addresses, self._notify, None, self._mac_of, self._executor)
         self._opened = False
         self._make_ipvs = ipvs
+        self._ipvs_owned = ipvs_owned
         self.lvs: LvsManager | None = None  # created with the first virtual_server: VRRP-only nodes never load ip_vs
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -279,7 +287,9 @@ class Daemon:
             from hacc.runtime.ipvs.netlink import PyrouteIpvs
             from hacc.runtime.lvs import LvsManager
 
-            lvs = LvsManager((self._make_ipvs or PyrouteIpvs)(), self._notify, _crash_in_loop, lambda: self._smtp)
+            lvs = LvsManager(
+                (self._make_ipvs or PyrouteIpvs)(), self._notify, _crash_in_loop, lambda: self._smtp, self._ipvs_owned
+            )
             try:
                 await lvs.open()
             except (NetError, OSError) as exc:
@@ -346,8 +356,11 @@ class Daemon:
         sock: VrrpInterfaceSocket | VrrpInterfaceSocket6 | None
         source: ipaddress.IPv4Address | ipaddress.IPv6Address | None
         if spec.family == 6:
-            # RFC 5798 5.1.2.1: the source of IPv6 adverts is the interface's link-local address
-            source = await self._addresses.link_local(spec.interface)
+            # RFC 5798 5.1.2.1: the source of IPv6 adverts is the interface's link-local address;
+            # unicast adverts go from unicast_src_ip when one is given, as keepalived sends them
+            link_local = await self._addresses.link_local(spec.interface)
+            unicast_src = spec.unicast_src_ip if spec.unicast_peers else None
+            source = unicast_src if isinstance(unicast_src, ipaddress.IPv6Address) else link_local
             if source is None:
                 raise DaemonError(
                     f"[{spec.name}] interface {spec.interface} has no usable IPv6 link-local address "
@@ -355,11 +368,11 @@ class Daemon:
                 )
             sock = self.sockets.get(_socket_key(spec))
             if sock is None:
-                sock = VrrpInterfaceSocket6(spec.interface, info.index, source)
+                sock = VrrpInterfaceSocket6(spec.interface, info.index, link_local or source)
                 sock.open(asyncio.get_running_loop())
                 self.sockets[_socket_key(spec)] = sock
         else:
-            source = spec.unicast_src_ip or info.primary
+            source = spec.unicast_src_ip if isinstance(spec.unicast_src_ip, ipaddress.IPv4Address) else info.primary
             if source is None:
                 raise DaemonError(f"[{spec.name}] interface {spec.interface} has no IPv4 address")
             sock = self.sockets.get(spec.interface)

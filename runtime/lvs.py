@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hacc.runtime.check.process import CheckerProcess, CheckerProcessError
@@ -33,6 +33,7 @@ from hacc.runtime.ipvs.diff import Op, diff
 from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.ipvs.model import IpvsTable, ServiceEntry, ServiceKey
 from hacc.runtime.ipvs.netlink import IpvsBackend
+from hacc.runtime.ipvs.owned import read_owned, write_owned
 from hacc.runtime.ipvs.table import RealServerHealth, RealServerId, desired_table, initial_health
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.notify import NotifyRunner
@@ -43,7 +44,6 @@ log = logging.getLogger("hacc.lvs")
 RETRY_AFTER_FAILURE = 1.0  # seconds before a failed IPVS pass is tried again (with a fresh dump)
 PASS_STEP = 500  # real servers per step of an IPVS pass
 STATUS_STEP = 200  # real servers per step of a status reply (about a millisecond)
-SWITCH_INTERVAL = 0.001  # seconds a worker thread may hold the GIL while the loop waits for it
 
 
 @dataclass
@@ -63,6 +63,7 @@ class LvsManager:
         notify: NotifyRunner,
         on_crash: Callable[[BaseException], None],
         smtp: Callable[[], SmtpAlerter | None] = lambda: None,
+        owned_file: Path | None = None,
     ) -> None:
         self.backend = backend
         self.specs: tuple[VirtualServerSpec, ...] = ()
@@ -80,13 +81,15 @@ class LvsManager:
         self._dirty: set[ServiceKey] | None = set()  # services the next pass recomputes; None: all
         self._retry: asyncio.TimerHandle | None = None
         self._owned: set[ServiceKey] = set()  # services a previous config named (deleted when dropped)
+        self._owned_file = owned_file  # where _owned outlives a restart (ipvs/owned.py); None: it does not
+        self._owned_written = False
 
     async def open(self) -> None:
         """Connect to IPVS (loading ip_vs like keepalived does); raises NetError when it is unavailable."""
         await self.backend.open()
-        # a status reply for thousands of real servers is built on a worker thread: the GIL passes back
-        # to the event loop within 1 ms (not the default 5 ms) whenever VRRP needs it meanwhile
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        if self._owned_file is not None:
+            # the services of the config hacc last ran: the first pass deletes those no longer named
+            self._owned = read_owned(self._owned_file)
         # probes run in their own process: thousands of them never delay a VRRP advert here
         checkers: CheckerProcess[RealServerId] = CheckerProcess(self._on_check)
         try:
@@ -124,7 +127,13 @@ class LvsManager:
                 self.health[key] = RealServerHealth(False)
         async with self._lock:
             failures = await self._pass()
-        self._owned = {vs.key for vs in self.specs}
+        named = {vs.key for vs in self.specs}
+        # after a failed pass a dropped service may still be in the kernel: it stays ours until deleted
+        owned = named if not failures else named | self._owned
+        if self._owned_file is not None and (owned != self._owned or not self._owned_written):
+            write_owned(self._owned_file, owned)
+            self._owned_written = True
+        self._owned = owned
         return failures
 
     # --- checker transitions ------------------------------------------------------------------

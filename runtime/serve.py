@@ -21,7 +21,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hacc.runtime.control import ControlServer
+from hacc.runtime.control import ControlServer, default_socket_path
 from hacc.runtime.daemon import Daemon, DaemonError
 from hacc.runtime.load import Loaded
 from hacc.runtime.net.addresses import Vip
@@ -30,6 +30,7 @@ from hacc.runtime.reload import ConfigWatcher, Reloader
 from hacc.runtime.sdnotify import Notifier
 
 if TYPE_CHECKING:
+    from hacc.runtime.anycast.manager import AnycastManager  # with the first anycast.json
     from hacc.runtime.ipvs.netlink import IpvsBackend
     from hacc.runtime.metrics import MetricsExporter  # imported only with --metrics / --metrics-textfile
 
@@ -66,7 +67,11 @@ class Service:
         self.watch = watch
         if lvs_dry_run:
             log.warning("LVS dry run: health checkers run, IPVS changes go to an in-memory table only")
-        self.daemon = Daemon(ipvs=_memory_ipvs if lvs_dry_run else None)
+        # the services hacc runs are recorded beside its control socket (one per node, gone at reboot)
+        socket = control_path or default_socket_path(config_path)
+        owned = None if lvs_dry_run else socket.with_name(socket.name + ".ipvs-owned.json")
+        self.daemon = Daemon(ipvs=_memory_ipvs if lvs_dry_run else None, ipvs_owned=owned)
+        self.anycast: AnycastManager | None = None
         self.crash: BaseException | None = None
         self._stopping = asyncio.Event()
         self.notifier = Notifier()
@@ -86,11 +91,23 @@ class Service:
         if explicit:
             self.notifier.reloading()
         line = await self.daemon.reload(loaded, trigger)
+        await self._apply_anycast(loaded)
         if explicit:
             self.notifier.ready(self.summary())
         else:
             self.notifier.status(self.summary())
         return line
+
+    async def _apply_anycast(self, loaded: Loaded) -> None:
+        """anycast.json's services (runtime/anycast/), after the VRRP side of the same revision."""
+        if loaded.spec is None or (loaded.anycast is None and self.anycast is None):
+            return
+        if self.anycast is None:
+            from hacc.runtime.anycast.manager import AnycastManager
+
+            self.anycast = AnycastManager()
+        line = await self.anycast.apply(loaded.anycast)
+        log.log(logging.DEBUG if line.endswith("no change") else logging.INFO, "%s", line)
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: revision, instance states, virtual servers."""
@@ -166,6 +183,7 @@ class Service:
             log.error("%s", exc)
             await self._stop()
             return EXIT_FAILED
+        await self._apply_anycast(initial)
         if self.metrics is not None:
             try:
                 await self.metrics.start()
@@ -195,6 +213,11 @@ class Service:
             await asyncio.wait_for(self.reloader.idle(), STOP_TIMEOUT)
         except TimeoutError:
             log.error("a reload was still running at shutdown")
+        if self.anycast is not None:  # routes withdrawn first, VIPs after the grace period
+            try:
+                await asyncio.wait_for(self.anycast.stop(), STOP_TIMEOUT)
+            except Exception as exc:
+                log.critical("anycast withdrawal failed: %r", exc)
         held = self.daemon.held_vips()
         try:
             await asyncio.wait_for(self.daemon.stop(), STOP_TIMEOUT)

@@ -411,3 +411,28 @@ def test_restarting_hacc_run_keeps_wanted_entries_and_connections(lab: Lab) -> N
         assert "IPVS: delete" not in lab.log("hacc").split("hacc run started")[-1]
     finally:
         held.close()
+
+
+def test_a_service_dropped_while_hacc_was_stopped_goes_at_start_and_foreign_ones_stay(lab: Lab) -> None:
+    # hacc leaves its services in the kernel when it stops; the config then loses the NAT service. The
+    # next start deletes it (hacc recorded it as its own), keeps the DR one, and never touches a service
+    # somebody else made with ipvsadm
+    secrets = lab.conf.parent.parent / "secrets.conf"
+    kept = lab.conf.read_text()
+    assert NAT in ipvs_services()
+    ns_run("dir", "ipvsadm", "-A", "-u", "203.0.113.50:53", "-s", "rr")
+    dr = {svc: ipvs_dests(svc) for svc in ipvs_services() if svc.startswith("TCP") and svc != NAT}
+    try:
+        assert lab.stop("hacc") == 0, lab.log("hacc")
+        assert NAT in ipvs_services()  # stopped: still there
+        lab.conf.write_text(director_conf(secrets))  # no NAT service any more
+        deletes = lab.log("hacc").count(f"IPVS: delete service {NAT}")
+        lab.start_hacc()
+        assert wait_until(lambda: NAT not in ipvs_services(), 30), lab.log("hacc")
+        assert "UDP 203.0.113.50:53" in ipvs_services()
+        assert {svc: ipvs_dests(svc) for svc in dr} == dr
+        assert lab.log("hacc").count(f"IPVS: delete service {NAT}") == deletes + 1  # at this start
+    finally:
+        ns_run("dir", "ipvsadm", "-D", "-u", "203.0.113.50:53", check=False)
+        lab.reload_to(kept)
+        assert wait_until(lambda: NAT in ipvs_services(), 30), lab.log("hacc")

@@ -1,18 +1,24 @@
 """LvsManager end to end on an in-memory IPVS table: real checkers (a child process) against listeners on
 loopback, several virtual servers. A checker's transition recomputes its own virtual server only; the
-others' entries and quorum stay exactly as they were, and a reload still drops what it stopped naming."""
+others' entries and quorum stay exactly as they were, and a reload still drops what it stopped naming.
+Across restarts, the services hacc ran are remembered (ipvs/owned.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from check_servers import wait_for
 from hacc.runtime.check.spec import Endpoint, TcpSpec, Timing
+from hacc.runtime.ipvs.diff import AddService
 from hacc.runtime.ipvs.fromconf import RealServerSpec, SorryServerSpec, VirtualServerSpec
 from hacc.runtime.ipvs.memory import MemoryIpvs
-from hacc.runtime.ipvs.model import DestKey, IpvsTable, ServiceKey
+from hacc.runtime.ipvs.model import DestKey, IpvsTable, Service, ServiceKey
+from hacc.runtime.ipvs.owned import read_owned, write_owned
 from hacc.runtime.lvs import LvsManager
 from hacc.runtime.notify import NotifyRunner
 
@@ -108,3 +114,61 @@ def test_a_transition_changes_its_own_virtual_server_only_and_reloads_drop() -> 
                 s.close()
 
     run(go())
+
+
+def test_a_restart_deletes_services_dropped_meanwhile_and_never_foreign_ones(tmp_path: Path) -> None:
+    """hacc stops (its services stay for the connections), the config loses a virtual server, hacc starts
+    again: that service goes; one somebody else created (ipvsadm) stays, as does everything still named."""
+    owned = tmp_path / "run" / "node.sock.ipvs-owned.json"
+
+    async def go() -> None:
+        backend = MemoryIpvs()  # the "kernel": outlives both runs of hacc
+        foreign = ServiceKey.inet("UDP", "203.0.113.50", 53)
+        await backend.apply([AddService(Service(foreign, "rr"))])
+        first = LvsManager(backend, NotifyRunner(), lambda exc: None, owned_file=owned)
+        await first.open()
+        specs = [vs(1, []), vs(2, []), vs(3, [])]
+        try:
+            assert await first.apply(specs) == []
+        finally:
+            await first.close()
+        assert len((await backend.dump()).keys()) == 4
+        assert read_owned(owned) == {s.key for s in specs}
+
+        second = LvsManager(backend, NotifyRunner(), lambda exc: None, owned_file=owned)
+        await second.open()
+        try:
+            assert await second.apply(specs[::2]) == []  # vs 2 dropped while hacc was stopped
+        finally:
+            await second.close()
+        assert set((await backend.dump()).keys()) == {foreign, specs[0].key, specs[2].key}
+        assert read_owned(owned) == {specs[0].key, specs[2].key}
+
+        # a record that is not one (damaged, other version) deletes nothing
+        owned.write_text('{"version": 99, "services": []}')
+        third = LvsManager(backend, NotifyRunner(), lambda exc: None, owned_file=owned)
+        await third.open()
+        try:
+            assert await third.apply(specs[:1]) == []
+        finally:
+            await third.close()
+        assert set((await backend.dump()).keys()) == {foreign, specs[0].key, specs[2].key}
+
+    run(go())
+
+
+def test_the_record_round_trips_every_kind_of_service_and_survives_an_unwritable_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = {ServiceKey.inet("TCP", "203.0.113.1", 80), ServiceKey.inet("UDP", "2001:db8::1", 53),
+            ServiceKey.mark(7), ServiceKey.mark(8, family=6)}  # fmt: skip
+    path = tmp_path / "owned.json"
+    write_owned(path, keys)
+    assert read_owned(path) == keys
+    assert path.read_text() == (write_owned(path, set(keys)) or path.read_text())  # byte-stable
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with caplog.at_level(logging.WARNING, logger="hacc.lvs"):
+        write_owned(blocked / "owned.json", keys)  # its parent is a file: cannot be written
+    assert any("cannot record hacc's IPVS services" in r.getMessage() for r in caplog.records)
+    assert read_owned(blocked / "owned.json") == set()
