@@ -65,7 +65,13 @@ def interface_problems(spec: DaemonSpec) -> list[str]:
         for ifname in dict.fromkeys(named):
             if ifname not in present:
                 out.append(f"vrrp_instance {inst.name}: interface {ifname} does not exist here")
-        if inst.interface in present and inst.unicast_src_ip is None and not _has_ipv4(inst.interface):
+        # IPv6 adverts go from the link-local address (or unicast_src_ip): the kernel gives every link one
+        if (
+            inst.family == 4
+            and inst.interface in present
+            and inst.unicast_src_ip is None
+            and not _has_ipv4(inst.interface)
+        ):
             out.append(f"vrrp_instance {inst.name}: interface {inst.interface} has no IPv4 address to send from")
     return out
 

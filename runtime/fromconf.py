@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 UNBOUND = "0.0.0.0"  # primary_ip placeholder until the interface is looked up
 UNBOUND6 = "::"  # the same for IPv6 (the link-local address is looked up at bind time)
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass
@@ -70,13 +71,16 @@ def _instance_spec(conf: KeepalivedConfig, inst: VrrpInstance, warnings: list[st
     auth = inst.authentication
     if auth is not None and auth.auth_type != "PASS":
         raise ConfigError(f"{where}: auth_type {auth.auth_type} is not supported")
+    unicast_src, peers = _unicast(inst, where)
     if inst.family == 6:
-        if inst.unicast_peer or inst.unicast_src_ip:
-            raise ConfigError(f"{where}: unicast peers over IPv6 are not supported yet")
         if inst.mcast_src_ip:
             warnings.append(f"{where}: mcast_src_ip is ignored for IPv6: adverts come from the link-local address")
         auth = None  # kaconf warned: no authentication in VRRPv3
-    primary = UNBOUND6 if inst.family == 6 else inst.unicast_src_ip or inst.mcast_src_ip or UNBOUND
+        # keepalived sends IPv6 unicast adverts from unicast_src_ip; without one, from the link-local
+        # address as multicast adverts (RFC 5798 5.1.2.1), looked up at bind time
+        primary = str(unicast_src) if unicast_src is not None and peers else UNBOUND6
+    else:
+        primary = inst.unicast_src_ip or inst.mcast_src_ip or UNBOUND
     vrrp = InstanceConfig(
         name=inst.name,
         vrid=inst.virtual_router_id,
@@ -94,14 +98,15 @@ def _instance_spec(conf: KeepalivedConfig, inst: VrrpInstance, warnings: list[st
         garp_master_repeat=max(1, inst.garp_master_repeat),
         track_scripts=tuple(scripts),
         track_interfaces=tuple(tracked_ifs),
+        unicast=bool(peers),
     )
     return InstanceSpec(
         name=inst.name,
         interface=inst.interface,
         vrrp=vrrp,
         vips=tuple(vips),
-        unicast_src_ip=ipaddress.IPv4Address(inst.unicast_src_ip) if inst.unicast_src_ip else None,
-        unicast_peers=tuple(ipaddress.IPv4Address(p) for p in inst.unicast_peer),
+        unicast_src_ip=unicast_src,
+        unicast_peers=peers,
         notify=NotifySpec(
             master=inst.notify_master,
             backup=inst.notify_backup,
@@ -112,6 +117,18 @@ def _instance_spec(conf: KeepalivedConfig, inst: VrrpInstance, warnings: list[st
         smtp_alert=inst.smtp_alert or conf.global_defs.smtp_alert,
         family=inst.family,
     )
+
+
+def _unicast(inst: VrrpInstance, where: str) -> tuple[IpAddress | None, tuple[IpAddress, ...]]:
+    """unicast_src_ip and the unicast peers, each of the instance's family: keepalived reports the
+    other family as a config error ("MUST be of the same family") and skips it; hacc refuses the
+    instance, as for mixed VIPs, rather than run a router its peers cannot hear."""
+    src = ipaddress.ip_address(inst.unicast_src_ip) if inst.unicast_src_ip else None
+    peers = tuple(ipaddress.ip_address(p) for p in inst.unicast_peer)
+    for what, addr in (*((("unicast_src_ip", src),) if src is not None else ()), *(("unicast_peer", p) for p in peers)):
+        if addr.version != inst.family:
+            raise ConfigError(f"{where}: {what} {addr} is IPv{addr.version} in an IPv{inst.family} instance")
+    return src, peers
 
 
 def daemon_spec(conf: KeepalivedConfig) -> Conversion:

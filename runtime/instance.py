@@ -197,8 +197,11 @@ class Instance:
     # --- events -------------------------------------------------------------------------------
     def on_advert(self, ip: IPv4Datagram, pkt: VRRPPacket) -> None:
         assert self._loop is not None
-        if self.spec.unicast_peers and ipaddress.ip_address(ip.src) not in self.spec.unicast_peers:
-            self.foreign += 1  # keepalived also ignores unicast adverts from outside the peer list
+        # keepalived ignores unicast adverts from outside the peer list, and a unicast instance
+        # discards adverts sent to the group ("Expected unicast packet but received multicast")
+        peers = self.spec.unicast_peers
+        if peers and (ipaddress.ip_address(ip.src) not in peers or ipaddress.ip_address(ip.dst).is_multicast):
+            self.foreign += 1
             return
         if ip.src == str(self.source):
             return  # our own advert looped back

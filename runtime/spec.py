@@ -77,8 +77,10 @@ class InstanceSpec:
     # primary_ip is filled in at bind time (interface lookup) unless unicast_src_ip gives it
     vrrp: InstanceConfig
     vips: tuple[Vip, ...]
-    unicast_src_ip: ipaddress.IPv4Address | None = None
-    unicast_peers: tuple[ipaddress.IPv4Address, ...] = ()
+    # of the instance's family (fromconf checks it); IPv6 adverts go from unicast_src_ip when it is
+    # given, else from the link-local address, to each peer
+    unicast_src_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    unicast_peers: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
     notify: NotifySpec = field(default_factory=NotifySpec)
     smtp_alert: bool = False
     family: int = 4

@@ -17,8 +17,12 @@ the Hop Limit (IPV6_RECVHOPLIMIT) and the destination (IPV6_RECVPKTINFO, needed 
 pseudo-header) as ancillary data and the source comes from recvmsg's address; it joins ff02::12
 (IPV6_JOIN_GROUP). The send socket is bound to the interface's link-local address (RFC 5798
 5.1.2.1) with IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS 255, IPV6_UNICAST_HOPS 255 and
-IPV6_MULTICAST_LOOP 0. Adverts whose Hop Limit is not 255 are counted here (`bad_hop_limit`) and
-still handed on, so the state machine counts and drops them as it does a bad IPv4 TTL (RFC 5798 7.1).
+IPV6_MULTICAST_LOOP 0. Adverts to ff02::12 whose Hop Limit is not 255 are counted here
+(`bad_hop_limit`); every advert is handed on, so the state machine counts and drops them as it does a
+bad IPv4 TTL (RFC 5798 7.1), except in unicast mode (keepalived's unicast_peer): keepalived sends
+unicast adverts with the kernel's default Hop Limit and checks none. A unicast instance's adverts go
+from its unicast_src_ip (a send socket bound to it) to each peer; they arrive on the same receive
+socket, which takes every protocol-112 datagram for the device.
 
 Datagrams are demultiplexed by VRID to the handler registered for it; malformed input and
 adverts for unknown VRIDs are counted and dropped.
@@ -297,7 +301,8 @@ class VrrpInterfaceSocket6(_InterfaceSockets):
         except MalformedPacket as exc:
             self._malformed(exc)
             return
-        if hop_limit != VRRP_TTL:
+        if hop_limit != VRRP_TTL and dst == VRRP_MCAST_GROUP6:
+            # unicast adverts have no Hop Limit rule: keepalived sends them with the kernel's default
             self.stats.bad_hop_limit += 1
         ip = IPv4Datagram(ttl=hop_limit, src=src, dst=dst, protocol=IPPROTO_VRRP, payload=payload)
         self._dispatch(ip, pkt, VRRP_MCAST_GROUP6)

@@ -54,6 +54,13 @@ Choices (documented deviations / keepalived extensions):
   5.1.2.1: the source of adverts), every VIP is IPv6, version 3 and no authentication. An advert
   from the other family is discarded (``family_errors``), so the tie-break of RFC 5798 6.4.3
   ("higher IPvX address") only ever compares addresses of one family.
+- Unicast (keepalived's ``unicast_peer``, outside the RFCs): with ``unicast`` set the TTL/Hop Limit
+  check of RFC 5798 7.1 is skipped, as keepalived 2.2.7 skips it ("MUST verify that the IPv4 TTL/IPv6
+  HL is 255 (but not if unicast)", vrrp.c): unicast adverts may cross routers, and keepalived sends
+  IPv6 unicast adverts with the kernel's default Hop Limit (64) unless ``unicast_ttl`` is set. With
+  IPv6 unicast, ``primary_ip`` is ``unicast_src_ip`` when one is given (keepalived's source), else
+  the link-local address. The shell (instance.py) drops adverts from outside the peer list and
+  adverts sent to the multicast group.
 - Timers within ``TIMER_SLACK`` seconds of ``now`` are treated as due (event loops wake a hair
   early).
 """
@@ -122,6 +129,7 @@ class InstanceConfig:
     garp_master_repeat: int = 5
     track_scripts: tuple[TrackedScript, ...] = ()
     track_interfaces: tuple[TrackedInterface, ...] = ()
+    unicast: bool = False  # adverts go to unicast peers: no TTL/Hop Limit check (see the module docstring)
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -545,7 +553,7 @@ class VRRPInstance:
         if source.version != cfg.family:
             return self._log("warning", "family_errors", f"discarded: IPv{source.version} advert from {src_ip}")
         checks: list[tuple[bool, LogLevel, str, str]] = [
-            (ttl != TTL_REQUIRED, "warning", "ttl_errors", f"TTL {ttl} from {src_ip}, must be 255"),
+            (ttl != TTL_REQUIRED and not cfg.unicast, "warning", "ttl_errors", f"TTL {ttl} from {src_ip}, must be 255"),
             (pkt.version != cfg.version, "warning", "version_errors", f"version {pkt.version} from {src_ip}"),
             (pkt.vrid != cfg.vrid, "debug", "vrid_mismatch", f"VRID {pkt.vrid} from {src_ip} is not ours"),
             (

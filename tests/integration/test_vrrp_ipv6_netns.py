@@ -137,7 +137,9 @@ def test_ipv6_interop_with_keepalived(make_lan: MakeLan, nodes: Nodes, hacc_pref
     assert wait_until(lambda: holders6(lan, VIP6) == [master_i], 6), h.log() + k.log()
     time.sleep(0.5)
     assert holders6(lan, VIP6) == [master_i], h.log() + k.log()
-    assert hacc_state(h) == ("MASTER" if hacc_preferred else "BACKUP")
+    # keepalived may hold the VIP before hacc's control socket is up: wait for hacc's state too
+    want = "MASTER" if hacc_preferred else "BACKUP"
+    assert wait_until(lambda: hacc_state(h) == want, 3), h.log()
     # the Master stops (SIGTERM: priority 0 advert, RFC 5798 6.4.3): the other takes over
     master, conf_m = (h, conf6(hi, "h")) if hacc_preferred else (k, conf6(hi, "k"))
     master.terminate()
