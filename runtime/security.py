@@ -84,10 +84,15 @@ def secure_spec(spec: DaemonSpec, defs: GlobalDefs) -> tuple[DaemonSpec, list[st
     if not defs.enable_script_security:
         return _with_user(spec, run_as), problems
 
+    checked: dict[tuple[str, int], str | None] = {}  # one notify script serves many instances: stat it once
+
     def ok(what: str, command: str | None, uid: int | None = None) -> bool:
         if command is None:
             return True
-        why = script_problem(command, run_as.uid if uid is None else uid)
+        key = (command, run_as.uid if uid is None else uid)
+        if key not in checked:
+            checked[key] = script_problem(*key)
+        why = checked[key]
         if why is not None:
             problems.append(f"{what}: script refused (enable_script_security): {why}")
         return why is None

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from hacc.runtime.kaconf.diagnostics import DiagnosticSink, SourceLoc
 
@@ -38,8 +39,10 @@ _UNQUOTED = re.compile(r"[{}]|[^\s{}]+")
 _ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    """A word or brace. A tuple rather than a frozen dataclass: a config has tens of thousands of tokens,
+    and a frozen dataclass's __init__ (one object.__setattr__ per field) costs 5x a tuple's."""
+
     text: str
     loc: SourceLoc
     quoted: bool = False  # a quoted "{" is a word, not a brace

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+from hacc.runtime import security
 from hacc.runtime.fromconf import daemon_spec
 from hacc.runtime.kaconf.loader import parse_text
 from hacc.runtime.security import script_problem, secure_spec
@@ -95,3 +97,30 @@ def test_secure_spec_drops_refused_scripts_and_keeps_the_rest(tmp_path: Path) ->
     loose = parse_text((CONF % {"bad": bad}).replace("    enable_script_security\n", ""), "k.conf", config_id="x")
     spec2, problems2 = secure_spec(daemon_spec(loose.config).spec, loose.config.global_defs)
     assert problems2 == [] and len(spec2.scripts) == 2
+
+
+def test_a_script_used_many_times_is_checked_once_and_reported_at_each_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generated configs name one notify script in every instance: its path walk is done once per load."""
+    bad = _script(tmp_path / "d")
+    calls: list[tuple[str, int]] = []
+
+    def counting(command: str, run_as_uid: int = 0) -> str | None:
+        calls.append((command, run_as_uid))
+        return script_problem(command, run_as_uid)
+
+    monkeypatch.setattr(security, "script_problem", counting)
+    second = CONF.split("vrrp_instance", 1)[1].replace("VI_1", "VI_2").replace("51", "52")
+    loaded = parse_text((CONF + "vrrp_instance" + second) % {"bad": bad}, "k.conf", config_id="x")
+    assert loaded.ok, loaded.diagnostics
+    spec, problems = secure_spec(daemon_spec(loaded.config).spec, loaded.config.global_defs)
+    assert sorted(calls) == sorted({(str(bad), 0), ("/bin/true", 0)})
+    assert [i.notify.master for i in spec.instances] == [None, None]
+    assert [i.notify.backup for i in spec.instances] == ["/bin/true", "/bin/true"]
+    assert len(problems) == 3  # vrrp_script bad, and notify_master of each instance
+    assert {p.split(":")[0] for p in problems} == {
+        "vrrp_script bad",
+        "vrrp_instance VI_1 notify_master",
+        "vrrp_instance VI_2 notify_master",
+    }
