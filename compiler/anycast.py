@@ -30,6 +30,8 @@ FRR_CONF = "frr.conf"
 BIRD_CONF = "bird-hacc.conf"
 ANYCAST_FORMAT = 1
 ROUTE_MAP = "HACC-ANYCAST"
+# where Debian's packages write them (frr: zebra's, the daemon that reads the kernel table)
+PID_FILES = {"frr": "/run/frr/zebra.pid", "bird": "/run/bird/bird.pid"}
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ def render_runtime(site: Site, bgp: BgpSite, plan: NodeAnycast) -> str:
         "hold_down": bgp.hold_down,
         "withdraw_grace": bgp.withdraw_grace,
         "flap_limit": {"announcements": bgp.flap_limit.announcements, "window": bgp.flap_limit.window},
+        "pid_file": bgp.pid_file or PID_FILES[bgp.daemon],
         "services": [
             {
                 "name": name,

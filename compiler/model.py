@@ -545,6 +545,11 @@ class BgpSite(StrictModel):
         "and the upstream's convergence)",
     )
     flap_limit: FlapLimit = Field(default_factory=FlapLimit, description="how often a VIP may be re-announced")
+    pid_file: AbsPath | None = Field(
+        None,
+        description="the routing daemon's pid file hacc run watches to re-announce after a restart (default: "
+        "/run/frr/zebra.pid for frr, /run/bird/bird.pid for bird)",
+    )
 
 
 class BgpPeer(StrictModel):

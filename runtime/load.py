@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hacc.runtime.anycast.spec import FILE_NAME as ANYCAST_FILE
+from hacc.runtime.anycast.spec import AnycastSpec, parse_anycast
 from hacc.runtime.fromconf import daemon_spec
 from hacc.runtime.kaconf.lexer import MISSING_INCLUDE, decode_config_bytes
 from hacc.runtime.kaconf.loader import load_config
@@ -48,6 +50,7 @@ class Loaded:
     spec: DaemonSpec | None
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    anycast: AnycastSpec | None = None  # anycast.json beside the config (runtime/anycast/), if there is one
 
     @property
     def ok(self) -> bool:
@@ -70,15 +73,25 @@ def load_node(path: Path, *, config_id: str | None = None, identify: bool = True
         return decode_config_bytes(data)
 
     result = load_config(path, read=recording_reader, config_id=config_id)
+    # anycast.json is part of the revision (digest, watched files): it reloads like keepalived.conf
+    anycast_path = path.parent / ANYCAST_FILE
+    anycast, anycast_errors = (
+        parse_anycast(recording_reader(anycast_path), str(anycast_path)) if anycast_path.is_file() else (None, ())
+    )
     unique_stats = tuple(sorted({s[0]: s for s in stats}.values()))  # a file included twice is one file
     digest, commit = (_digest(read), git_commit(path.parent)) if identify else ("", None)
-    revision = Revision(digest, commit, tuple(result.config.files), unique_stats)
+    anycast_files = (str(anycast_path),) if anycast is not None or anycast_errors else ()
+    revision = Revision(digest, commit, (*result.config.files, *anycast_files), unique_stats)
     warnings = [str(d) for d in result.warnings if d.code not in FATAL_AT_RUNTIME]
-    errors = [str(d) for d in result.errors] + [
-        f"{d.file}:{d.line}: {d.message} (hacc run refuses a config with a missing include)"
-        for d in result.warnings
-        if d.code in FATAL_AT_RUNTIME
-    ]
+    errors = (
+        list(anycast_errors)
+        + [str(d) for d in result.errors]
+        + [
+            f"{d.file}:{d.line}: {d.message} (hacc run refuses a config with a missing include)"
+            for d in result.warnings
+            if d.code in FATAL_AT_RUNTIME
+        ]
+    )
     if errors:
         return Loaded(revision, None, tuple(errors), tuple(warnings))
     conversion = daemon_spec(result.config)
@@ -88,7 +101,7 @@ def load_node(path: Path, *, config_id: str | None = None, identify: bool = True
         return Loaded(revision, None, tuple(errors), tuple(warnings))
     spec, refused = secure_spec(conversion.spec, result.config.global_defs)
     warnings += [f"{path}: warning: {problem}" for problem in refused]
-    return Loaded(revision, spec, (), tuple(warnings))
+    return Loaded(revision, spec, (), tuple(warnings), anycast)
 
 
 def _digest(files: dict[str, bytes]) -> str:

@@ -272,8 +272,12 @@ def run_daemon(
     if loaded.spec is None:
         log.error("%s: configuration has errors; not starting", path)
         return 1
-    if not loaded.spec.instances and not loaded.spec.virtual_servers:
-        log.error("%s: nothing to run (no vrrp_instance, no virtual_server); not starting", path)
+    if (
+        not loaded.spec.instances
+        and not loaded.spec.virtual_servers
+        and not (loaded.anycast and loaded.anycast.services)
+    ):
+        log.error("%s: nothing to run (no vrrp_instance, no virtual_server, no anycast service); not starting", path)
         return 1
     return asyncio.run(
         serve(

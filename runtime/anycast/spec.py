@@ -1,0 +1,101 @@
+"""anycast.json (written by `hacc build` beside keepalived.conf) -> frozen desired state, or errors.
+
+Reading never raises: a malformed file is a list of messages, so a reload rejects it before anything
+changes, as it rejects a bad keepalived.conf.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+FILE_NAME = "anycast.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    name: str
+    kind: str  # script | file | interface
+    target: str
+    interval: float
+    timeout: float | None
+    rise: int
+    fall: int
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    vips: tuple[ipaddress.IPv4Address, ...]
+    checks: tuple[CheckSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnycastSpec:
+    daemon: str
+    table: int
+    dev: str
+    hold_down: float
+    withdraw_grace: float
+    flap_announcements: int
+    flap_window: float
+    services: tuple[ServiceSpec, ...]
+    pid_file: str = ""  # the routing daemon's: a new pid means a restart, after which routes are replaced
+
+    def service(self, name: str) -> ServiceSpec | None:
+        return next((s for s in self.services if s.name == name), None)
+
+
+def _check(doc: dict[str, Any]) -> CheckSpec:
+    kind = str(doc["kind"])
+    if kind not in ("script", "file", "interface"):
+        raise ValueError(f"check {doc.get('name')!r}: unknown kind {kind!r}")
+    timeout = doc.get("timeout")
+    return CheckSpec(
+        name=str(doc["name"]),
+        kind=kind,
+        target=str(doc["target"]),
+        interval=float(doc["interval"]),
+        timeout=None if timeout is None else float(timeout),
+        rise=int(doc["rise"]),
+        fall=int(doc["fall"]),
+        user=doc.get("user"),
+    )
+
+
+def parse_anycast(text: str, where: str) -> tuple[AnycastSpec | None, tuple[str, ...]]:
+    """(spec, ()) or (None, errors naming `where`)."""
+    try:
+        doc = json.loads(text)
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format {doc.get('format')!r} is not {FORMAT}: rebuild with this hacc")
+        table = int(doc["table"])
+        if not 1 <= table <= 252:
+            raise ValueError(f"table {table} is outside 1-252")
+        flap = doc["flap_limit"]
+        services = tuple(
+            ServiceSpec(
+                name=str(s["name"]),
+                vips=tuple(ipaddress.IPv4Address(v) for v in s["vips"]),
+                checks=tuple(_check(c) for c in s["checks"]),
+            )
+            for s in doc["services"]
+        )
+        spec = AnycastSpec(
+            daemon=str(doc["daemon"]),
+            table=table,
+            dev=str(doc["dev"]),
+            hold_down=float(doc["hold_down"]),
+            withdraw_grace=float(doc["withdraw_grace"]),
+            flap_announcements=int(flap["announcements"]),
+            flap_window=float(flap["window"]),
+            services=services,
+            pid_file=str(doc.get("pid_file", "")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return None, (f"{where}: {exc if not isinstance(exc, KeyError) else f'missing {exc}'}",)
+    return spec, ()

@@ -1,0 +1,237 @@
+"""Anycast in network namespaces: an upstream router and N nodes, each node with real FRR (zebra, bgpd,
+bfdd) and `hacc run`, on one bridge in the router's namespace. Shared by the e2e test and bench/anycast.py.
+
+Addresses: 198.51.100.0/24 on the LAN (router .1, node i .11+i), anycast VIP 192.0.2.53, ASNs 64500
+(router) and 64601+i. Each node has a veth pair svc0/svc1 inside its namespace: the service's check is
+`interface: svc0`, so `fail(i)` (svc0 down) fails the check on that node only.
+
+Everything started is recorded by PID and stopped in `close()`, which also deletes the namespaces; every
+wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+VIP = "192.0.2.53"
+ROUTER_IP = "198.51.100.1"
+ROUTER_ASN = 64500
+FRR = Path("/usr/lib/frr")
+FRR_DAEMONS = ("zebra", "bgpd", "bfdd")
+
+ROUTER_CONF = f"""frr defaults traditional
+hostname router
+bfd
+ profile hacc
+  receive-interval 100
+  transmit-interval 100
+  detect-multiplier 3
+ exit
+exit
+router bgp {ROUTER_ASN}
+ bgp router-id {ROUTER_IP}
+ no bgp ebgp-requires-policy
+ bgp bestpath as-path multipath-relax
+ neighbor nodes peer-group
+ neighbor nodes remote-as external
+ neighbor nodes timers 3 9
+ neighbor nodes bfd
+ neighbor nodes bfd profile hacc
+ bgp listen range 198.51.100.0/24 peer-group nodes
+ address-family ipv4 unicast
+  maximum-paths 8
+ exit-address-family
+exit
+"""
+
+
+def site_yaml(nodes: int, work: Path, hold_down: float = 0.5, grace: float = 0.5) -> str:
+    node_lines = "".join(
+        f"  lb{i + 1}:\n    address: 198.51.100.{11 + i}/24\n"
+        f"    bgp: {{asn: {64601 + i}, peers: [{{address: {ROUTER_IP}, group: upstream}}]}}\n"
+        for i in range(nodes)
+    )
+    members = ", ".join(f"lb{i + 1}" for i in range(nodes))
+    return f"""site: anycast-lab
+nodes:
+{node_lines}checks:
+  svc: {{interface: svc0, interval: 1, rise: 1, fall: 1}}
+bgp:
+  daemon: frr
+  table: 100
+  hold_down: {hold_down}
+  withdraw_grace: {grace}
+  flap_limit: {{announcements: 100, window: 60}}
+  pid_file: {work}/lb1/zebra.pid
+  peer_groups:
+    upstream: {{asn: {ROUTER_ASN}, hold_time: 9}}
+services:
+  dns:
+    mode: anycast
+    nodes: [{members}]
+    vips: [{VIP}]
+    track: [svc]
+"""
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=check)
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / step) + 2):
+        if pred():
+            return True
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(step)
+    return pred()
+
+
+class AnycastLab:
+    def __init__(self, nodes: int = 2) -> None:
+        # not pytest's tmp_path: FRR's daemons drop to the frr user, who must reach their run directories
+        self.work = Path(tempfile.mkdtemp(prefix="hacc-anycast-"))
+        self.work.chmod(0o755)
+        self.nodes = nodes
+        self.tag = f"ac{os.getpid() % 100000}"
+        self.router = f"{self.tag}r"
+        self.names = [f"lb{i + 1}" for i in range(nodes)]
+        self.pids: list[int] = []  # FRR daemons (they fork: their pid files say who they are)
+        self.hacc: dict[str, subprocess.Popen[bytes]] = {}
+        self.namespaces: list[str] = []
+
+    def ns(self, node: str) -> str:
+        return f"{self.tag}{node}"
+
+    # --- set up -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._netns(self.router)
+        sh("ip", "-n", self.router, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
+        sh("ip", "-n", self.router, "addr", "add", f"{ROUTER_IP}/24", "dev", "br0")
+        sh("ip", "-n", self.router, "link", "set", "br0", "up")
+        for i, node in enumerate(self.names):
+            ns = self.ns(node)
+            self._netns(ns)
+            host, peer = f"{self.tag}v{i}", f"{self.tag}p{i}"
+            sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+            sh("ip", "link", "set", host, "netns", self.router)
+            sh("ip", "link", "set", peer, "netns", ns)
+            sh("ip", "-n", self.router, "link", "set", host, "master", "br0", "up")
+            sh("ip", "-n", ns, "link", "set", peer, "name", "eth0")
+            sh("ip", "-n", ns, "addr", "add", f"198.51.100.{11 + i}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "link", "add", "svc0", "type", "veth", "peer", "name", "svc1")
+            sh("ip", "-n", ns, "link", "set", "svc1", "up")
+            sh("ip", "-n", ns, "link", "set", "svc0", "up")
+        site = self.work / "anycast-lab.yaml"
+        site.write_text(site_yaml(self.nodes, self.work))
+        sh(sys.executable, "-m", "hacc", "build", "-o", str(self.work / "tree"), str(site))
+        self.start_frr(self.router, self.work / "router", ROUTER_CONF)
+        for node in self.names:
+            self.start_frr(self.ns(node), self.work / node, (self.work / "tree" / node / "frr.conf").read_text())
+            self.start_hacc(node)
+
+    def _netns(self, name: str) -> None:
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+
+    def start_frr(self, ns: str, rundir: Path, conf: str) -> None:
+        rundir.mkdir(parents=True, exist_ok=True)
+        rundir.chmod(0o777)  # the daemons drop to the frr user
+        (rundir / "frr.conf").write_text(conf)
+        for daemon in FRR_DAEMONS:
+            pidfile = rundir / f"{daemon}.pid"
+            pidfile.unlink(missing_ok=True)
+            sh(
+                "ip", "netns", "exec", ns, str(FRR / daemon), "-d", "-N", ns, "-f", "/dev/null",
+                "-i", str(pidfile), "--vty_socket", str(rundir), "-u", "frr", "-g", "frr",
+                "--log", f"file:{rundir}/{daemon}.log",
+            )  # fmt: skip
+            assert wait_until(pidfile.exists, 10), f"{daemon} in {ns} wrote no pid file"
+            self.pids.append(int(pidfile.read_text()))
+        # the integrated config goes through vtysh, as frrinit.sh's `vtysh -b` does
+        sh("vtysh", "--vty_socket", str(rundir), "-f", str(rundir / "frr.conf"))
+
+    def stop_frr(self, rundir: Path) -> None:
+        for daemon in FRR_DAEMONS:
+            pid = int((rundir / f"{daemon}.pid").read_text())
+            self._kill(pid)
+
+    def start_hacc(self, node: str) -> None:
+        log = (self.work / f"hacc-{node}.log").open("ab")
+        self.hacc[node] = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns(node), sys.executable, "-m", "hacc", "run",
+             str(self.work / "tree" / node), "--control-socket", str(self.work / f"{node}.sock")],
+            stdout=log, stderr=log,
+        )  # fmt: skip
+
+    def stop_hacc(self, node: str, sig: int = signal.SIGTERM) -> int | None:
+        proc = self.hacc.pop(node)
+        proc.send_signal(sig)
+        try:
+            return proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(5)
+
+    # --- observe and act ----------------------------------------------------------------------------
+    def paths(self) -> set[str]:
+        """Next hops of the router's BGP paths for the VIP."""
+        out = sh("vtysh", "--vty_socket", str(self.work / "router"), "-c", f"show ip bgp {VIP}/32 json", check=False)
+        try:
+            doc = json.loads(out.stdout or "{}")
+        except json.JSONDecodeError:
+            return set()
+        return {hop["ip"] for p in doc.get("paths", []) for hop in p.get("nexthops", [])}
+
+    def fail(self, node: str) -> None:
+        sh("ip", "-n", self.ns(node), "link", "set", "svc0", "down")
+
+    def recover(self, node: str) -> None:
+        sh("ip", "-n", self.ns(node), "link", "set", "svc0", "up")
+
+    def routes(self, node: str) -> str:
+        return sh("ip", "-n", self.ns(node), "route", "show", "table", "100").stdout
+
+    def node_ip(self, node: str) -> str:
+        return f"198.51.100.{11 + self.names.index(node)}"
+
+    # --- tear down ----------------------------------------------------------------------------------
+    def _kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(100):  # bounded: 2 s, then SIGKILL
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        for node in list(self.hacc):
+            with contextlib.suppress(Exception):
+                self.stop_hacc(node)
+        for pid in self.pids:
+            self._kill(pid)
+        for ns in self.namespaces:
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def log(self, node: str) -> str:
+        path = self.work / f"hacc-{node}.log"
+        return path.read_text(errors="replace") if path.exists() else ""

@@ -1,0 +1,63 @@
+"""Anycast end to end (issue 16): two nodes, each with real FRR (zebra, bgpd, bfdd) and `hacc run` on the tree
+`hacc build` wrote, and an upstream FRR router whose BGP table is read back. Both nodes announce 192.0.2.53
+(two ECMP paths); a failing check on one node withdraws its path and its recovery re-announces it; an FRR
+restart on a node is followed by re-announcement (FRR 8.4 does not export routes already in an imported
+table); `hacc run` stopped withdraws before it exits. One lab for the module: about 25 s."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from anycast_lab import VIP, AnycastLab, wait_until
+
+pytestmark = pytest.mark.netns
+
+LB1, LB2 = "198.51.100.11", "198.51.100.12"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[AnycastLab]:
+    lab = AnycastLab(nodes=2)
+    try:
+        lab.start()
+        # the BGP sessions come up (connect retry) and both nodes announce
+        assert wait_until(lambda: lab.paths() == {LB1, LB2}, 30), (lab.paths(), lab.log("lb1"), lab.log("lb2"))
+        yield lab
+    finally:
+        lab.close()
+
+
+def test_both_nodes_announce_and_the_router_holds_two_paths(lab: AnycastLab) -> None:
+    assert lab.paths() == {LB1, LB2}
+    assert f"{VIP} dev lo" in lab.routes("lb1") and f"{VIP} dev lo" in lab.routes("lb2")
+
+
+def test_a_failing_check_withdraws_that_nodes_path_and_recovery_announces_it(lab: AnycastLab) -> None:
+    started = time.monotonic()
+    lab.fail("lb1")
+    assert wait_until(lambda: lab.paths() == {LB2}, 5), lab.paths()
+    withdrawn = time.monotonic() - started
+    assert VIP not in lab.routes("lb1")  # the route left hacc's table
+    # check interval 1 s, fall 1: the path is gone within one interval plus BGP's update
+    assert withdrawn < 2.5, withdrawn
+    lab.recover("lb1")
+    assert wait_until(lambda: lab.paths() == {LB1, LB2}, 5), lab.paths()
+
+
+def test_a_routing_daemon_restart_is_followed_by_reannouncement(lab: AnycastLab) -> None:
+    run = lab.work / "lb1"
+    lab.stop_frr(run)
+    assert wait_until(lambda: lab.paths() == {LB2}, 5), lab.paths()  # BFD/session down: the path goes
+    lab.start_frr(lab.ns("lb1"), run, (lab.work / "tree" / "lb1" / "frr.conf").read_text())
+    assert wait_until(lambda: lab.paths() == {LB1, LB2}, 25), (lab.paths(), lab.log("lb1"))
+    assert "routing daemon restarted" in lab.log("lb1")
+
+
+def test_hacc_run_stopped_withdraws_before_it_exits(lab: AnycastLab) -> None:
+    code = lab.stop_hacc("lb2")
+    assert code == 0, lab.log("lb2")
+    # withdrawn before exit: the route and the VIP are already gone, and the router follows at once
+    assert VIP not in lab.routes("lb2")
+    assert wait_until(lambda: lab.paths() == {LB1}, 3), lab.paths()
