@@ -29,7 +29,12 @@ ROUTER_ASN = 64500
 FRR = Path("/usr/lib/frr")
 FRR_DAEMONS = ("zebra", "bgpd", "bfdd")
 
-ROUTER_CONF = f"""frr defaults traditional
+
+def router_conf(nodes: int) -> str:
+    """The upstream router: every node a neighbor in one peer group, ECMP over them (multipath-relax: the
+    nodes have different ASNs), BFD, and a 1 s connect retry so a node that comes back peers at once."""
+    neighbors = "".join(f" neighbor 198.51.100.{11 + i} peer-group nodes\n" for i in range(nodes))
+    return f"""frr defaults traditional
 hostname router
 bfd
  profile hacc
@@ -45,10 +50,10 @@ router bgp {ROUTER_ASN}
  neighbor nodes peer-group
  neighbor nodes remote-as external
  neighbor nodes timers 3 9
+ neighbor nodes timers connect 1
  neighbor nodes bfd
  neighbor nodes bfd profile hacc
- bgp listen range 198.51.100.0/24 peer-group nodes
- address-family ipv4 unicast
+{neighbors} address-family ipv4 unicast
   maximum-paths 8
  exit-address-family
 exit
@@ -99,6 +104,15 @@ def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> 
     return pred()
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie: the daemons fork away from us, and whoever reaps them may be slow to."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 class AnycastLab:
     def __init__(self, nodes: int = 2) -> None:
         # not pytest's tmp_path: FRR's daemons drop to the frr user, who must reach their run directories
@@ -138,7 +152,7 @@ class AnycastLab:
         site = self.work / "anycast-lab.yaml"
         site.write_text(site_yaml(self.nodes, self.work))
         sh(sys.executable, "-m", "hacc", "build", "-o", str(self.work / "tree"), str(site))
-        self.start_frr(self.router, self.work / "router", ROUTER_CONF)
+        self.start_frr(self.router, self.work / "router", router_conf(self.nodes))
         for node in self.names:
             self.start_frr(self.ns(node), self.work / node, (self.work / "tree" / node / "frr.conf").read_text())
             self.start_hacc(node)
@@ -214,9 +228,7 @@ class AnycastLab:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         for _ in range(100):  # bounded: 2 s, then SIGKILL
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not _alive(pid):
                 return
             time.sleep(0.02)
         with contextlib.suppress(ProcessLookupError):
