@@ -75,6 +75,18 @@ class Kernel:
             if exc.code != ESRCH:
                 raise
 
+    def flush(self, dev: str, table: int, vips: tuple[ipaddress.IPv4Address, ...]) -> int:
+        """Every route of hacc's table (it owns the table) and these VIPs' local routes; how many routes went."""
+        gone = 0
+        for route in self._ipr.get_routes(family=2, table=table):
+            dst = route.get_attr("RTA_DST")
+            if route.get_attr("RTA_TABLE") == table and dst is not None:
+                self.del_route(dev, table, ipaddress.IPv4Address(dst))
+                gone += 1
+        for vip in vips:
+            self.del_vip(dev, vip)
+        return gone
+
     def set_route(self, dev: str, table: int, vip: ipaddress.IPv4Address) -> None:
         """Add, or replace: a replace is reported to the routing daemon again (its restart resync)."""
         self._ipr.route("replace", dst=f"{vip}/32", oif=self._index(dev), table=table, proto=RTPROT_STATIC)
@@ -164,6 +176,7 @@ class AnycastManager:
         self._make_kernel = kernel
         self._kernel: Kernel | None = None  # made and used on the worker thread only
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="anycast-netlink")
+        self._flushed = False
         self.spec = AnycastSpec("frr", 1, "lo", 0.0, 0.0, 1, 1.0, ())
         self.services: dict[str, _Service] = {}
         self.announced: set[ipaddress.IPv4Address] = set()
@@ -228,6 +241,11 @@ class AnycastManager:
         if desired == self.spec:
             return "anycast: no change"
         changes: list[str] = []
+        if not self._flushed:
+            # a crashed predecessor's routes must not stay announced: start from an empty table
+            vips = tuple(v for s in desired.services for v in s.vips)
+            self._submit("flushing stale anycast routes", "flush", desired.dev, desired.table, vips)
+            self._flushed = True
         if (desired.table, desired.dev) != (self.spec.table, self.spec.dev):
             for name in list(self.services):
                 await self._remove(name)

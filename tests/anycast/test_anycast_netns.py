@@ -6,11 +6,13 @@ table); `hacc run` stopped withdraws before it exits. One lab for the module: ab
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from anycast_lab import VIP, AnycastLab, wait_until
+from anycast_lab import VIP, AnycastLab, sh, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -59,5 +61,20 @@ def test_hacc_run_stopped_withdraws_before_it_exits(lab: AnycastLab) -> None:
     code = lab.stop_hacc("lb2")
     assert code == 0, lab.log("lb2")
     # withdrawn before exit: the route and the VIP are already gone, and the router follows at once
+    assert VIP not in lab.routes("lb2")
+    assert wait_until(lambda: lab.paths() == {LB1}, 3), lab.paths()
+
+
+def test_a_crashed_hacc_runs_routes_are_flushed_by_the_stop_post_command(lab: AnycastLab) -> None:
+    """SIGKILL leaves the route announced (nothing ran); `python -m hacc.runtime.anycast.flush NODE_DIR`, the
+    ExecStopPost line, takes it out of the table and the router drops the path."""
+    lab.start_hacc("lb2")
+    assert wait_until(lambda: lab.paths() == {LB1, LB2}, 10), lab.paths()
+    lab.stop_hacc("lb2", signal.SIGKILL)
+    time.sleep(0.5)
+    assert lab.paths() == {LB1, LB2} and VIP in lab.routes("lb2")  # stale: what the flush is for
+    node_dir = str(lab.work / "tree" / "lb2")
+    flush = sh("ip", "netns", "exec", lab.ns("lb2"), sys.executable, "-m", "hacc.runtime.anycast.flush", node_dir)
+    assert "1 route(s) flushed from table 100" in flush.stdout
     assert VIP not in lab.routes("lb2")
     assert wait_until(lambda: lab.paths() == {LB1}, 3), lab.paths()
