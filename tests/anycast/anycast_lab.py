@@ -60,7 +60,7 @@ exit
 """
 
 
-def site_yaml(nodes: int, work: Path, hold_down: float = 0.5, grace: float = 0.5) -> str:
+def site_yaml(nodes: int, work: Path, daemon: str = "frr", hold_down: float = 0.5, grace: float = 0.5) -> str:
     node_lines = "".join(
         f"  lb{i + 1}:\n    address: 198.51.100.{11 + i}/24\n"
         f"    bgp: {{asn: {64601 + i}, peers: [{{address: {ROUTER_IP}, group: upstream}}]}}\n"
@@ -72,12 +72,12 @@ nodes:
 {node_lines}checks:
   svc: {{interface: svc0, interval: 1, rise: 1, fall: 1}}
 bgp:
-  daemon: frr
+  daemon: {daemon}
   table: 100
   hold_down: {hold_down}
   withdraw_grace: {grace}
   flap_limit: {{announcements: 100, window: 60}}
-  pid_file: {work}/lb1/zebra.pid
+  pid_file: {work}/lb1/{"zebra" if daemon == "frr" else "bird"}.pid
   peer_groups:
     upstream: {{asn: {ROUTER_ASN}, hold_time: 9}}
 services:
@@ -114,7 +114,8 @@ def _alive(pid: int) -> bool:
 
 
 class AnycastLab:
-    def __init__(self, nodes: int = 2) -> None:
+    def __init__(self, nodes: int = 2, daemon: str = "frr") -> None:
+        self.daemon = daemon  # on the nodes; the upstream router is FRR either way
         # not pytest's tmp_path: FRR's daemons drop to the frr user, who must reach their run directories
         self.work = Path(tempfile.mkdtemp(prefix="hacc-anycast-"))
         self.work.chmod(0o755)
@@ -150,11 +151,14 @@ class AnycastLab:
             sh("ip", "-n", ns, "link", "set", "svc1", "up")
             sh("ip", "-n", ns, "link", "set", "svc0", "up")
         site = self.work / "anycast-lab.yaml"
-        site.write_text(site_yaml(self.nodes, self.work))
+        site.write_text(site_yaml(self.nodes, self.work, self.daemon))
         sh(sys.executable, "-m", "hacc", "build", "-o", str(self.work / "tree"), str(site))
         self.start_frr(self.router, self.work / "router", router_conf(self.nodes))
         for node in self.names:
-            self.start_frr(self.ns(node), self.work / node, (self.work / "tree" / node / "frr.conf").read_text())
+            if self.daemon == "frr":
+                self.start_frr(self.ns(node), self.work / node, (self.work / "tree" / node / "frr.conf").read_text())
+            else:
+                self.start_bird(node)
             self.start_hacc(node)
 
     def _netns(self, name: str) -> None:
@@ -178,6 +182,33 @@ class AnycastLab:
             self.pids.append(int(pidfile.read_text()))
         # the integrated config goes through vtysh, as frrinit.sh's `vtysh -b` does
         sh("vtysh", "--vty_socket", str(rundir), "-f", str(rundir / "frr.conf"))
+
+    def start_bird(self, node: str) -> None:
+        """BIRD 2 with the operator's part of bird.conf (router id, device protocol) including hacc's fragment."""
+        rundir = self.work / node
+        rundir.mkdir(parents=True, exist_ok=True)
+        tree = self.work / "tree" / node
+        (rundir / "bird.conf").write_text(
+            f'log "{rundir}/bird.log" all;\nrouter id {self.node_ip(node)};\nprotocol device {{ scan time 10; }}\n'
+            f'include "{tree}/bird-hacc.conf";\n'
+        )
+        pidfile = rundir / "bird.pid"
+        pidfile.unlink(missing_ok=True)
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            self.ns(node),
+            "bird",
+            "-c",
+            str(rundir / "bird.conf"),
+            "-s",
+            str(rundir / "bird.ctl"),
+            "-P",
+            str(pidfile),
+        )
+        assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() != "", 10), "bird wrote no pid file"
+        self.pids.append(int(pidfile.read_text()))
 
     def stop_frr(self, rundir: Path) -> None:
         for daemon in FRR_DAEMONS:
