@@ -242,6 +242,11 @@ class AnycastLab:
             return set()
         return {hop["ip"] for p in doc.get("paths", []) for hop in p.get("nexthops", [])}
 
+    def prefix_version(self) -> int:
+        """The router's version of the VIP's BGP entry: it moves with every update received for it."""
+        out = sh("vtysh", "--vty_socket", str(self.work / "router"), "-c", f"show ip bgp {VIP}/32 json", check=False)
+        return int(json.loads(out.stdout or "{}").get("version", -1))
+
     def fail(self, node: str) -> None:
         sh("ip", "-n", self.ns(node), "link", "set", "svc0", "down")
 

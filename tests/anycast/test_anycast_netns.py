@@ -57,6 +57,24 @@ def test_a_routing_daemon_restart_is_followed_by_reannouncement(lab: AnycastLab)
     assert "routing daemon restarted" in lab.log("lb1")
 
 
+def test_reloads_that_change_nothing_announced_send_no_bgp_update(lab: AnycastLab) -> None:
+    """SIGHUP with nothing changed, then anycast.json edited in place (hold_down): the routes stay, the
+    router's entry for the VIP does not move."""
+    assert wait_until(lambda: lab.paths() == {LB1, LB2}, 5), lab.paths()
+    time.sleep(0.5)
+    before = lab.prefix_version()
+    for node in ("lb1", "lb2"):
+        lab.hacc[node].send_signal(signal.SIGHUP)
+    conf = lab.work / "tree" / "lb1" / "anycast.json"
+    edited = conf.with_name("anycast.json.new")
+    edited.write_text(conf.read_text().replace('"hold_down": 0.5', '"hold_down": 0.7'))
+    edited.replace(conf)
+    assert wait_until(lambda: "anycast: dns: in place" in lab.log("lb1"), 5), lab.log("lb1")
+    time.sleep(1.0)
+    assert lab.paths() == {LB1, LB2}
+    assert lab.prefix_version() == before
+
+
 def test_hacc_run_stopped_withdraws_before_it_exits(lab: AnycastLab) -> None:
     code = lab.stop_hacc("lb2")
     assert code == 0, lab.log("lb2")
