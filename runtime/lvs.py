@@ -146,8 +146,8 @@ class LvsManager:
             self.counters.transitions += 1
             log.info("%s real server %s in %s (%s)", "Enabling" if up else "Disabling", key[1], key[0], reason)
             script = (rs.notify_up if up else rs.notify_down) if rs is not None else None
-            if script:
-                self._notify.run_line(script, f"{key[0]} {key[1]}")
+            if script and vs is not None:
+                self._notify.run_line(script, f"{key[0]} {key[1]}", user=vs.script_user, group=vs.script_group)
             smtp = self._smtp()
             if rs is not None and rs.smtp_alert and smtp is not None:
                 smtp.alert_checker(str(key[1]), str(key[0]), up, reason)
@@ -236,7 +236,10 @@ class LvsManager:
                 self.counters.quorum_changes += 1
                 log.info("%s", change)
                 if change.script:
-                    self._notify.run_line(change.script, str(change.service))
+                    owner = next(vs for vs in group if vs.key == change.service)
+                    self._notify.run_line(
+                        change.script, str(change.service), user=owner.script_user, group=owner.script_group
+                    )
             entries.extend(result.table)
             ops.extend(diff(self.kernel, result.table))
             await asyncio.sleep(0)

@@ -44,9 +44,13 @@ class NotifyRunner:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def run_line(self, command: str, name: str, timeout: float = 30.0) -> None:
-        """A plain configured command line (notify_up/down, quorum_up/down): run as is, no arguments."""
-        task = asyncio.get_running_loop().create_task(self._run(split_command(command), timeout, name))
+    def run_line(
+        self, command: str, name: str, timeout: float = 30.0, user: str | None = None, group: str | None = None
+    ) -> None:
+        """A plain configured command line (notify_up/down, quorum_up/down): run as is, no arguments, as
+        `user`/`group` when given (script_user)."""
+        argv = split_command(command)
+        task = asyncio.get_running_loop().create_task(self._run(argv, timeout, name, user, group))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

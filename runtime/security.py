@@ -157,10 +157,13 @@ def _with_user(spec: DaemonSpec, run_as: RunAs) -> DaemonSpec:
         dataclasses.replace(i, notify=dataclasses.replace(i.notify, user=run_as.user, group=run_as.group))
         for i in spec.instances
     )
-    # a MISC_CHECK without its own `user` runs as script_user too (keepalived's default for every script)
+    # a MISC_CHECK without its own `user` runs as script_user too (keepalived's default for every script),
+    # as do the virtual server's notify_up/down and quorum_up/down lines
     virtual_servers = tuple(
         dataclasses.replace(
             vs,
+            script_user=run_as.user,
+            script_group=run_as.group,
             real_servers=tuple(
                 dataclasses.replace(
                     rs,

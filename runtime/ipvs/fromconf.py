@@ -89,6 +89,9 @@ class VirtualServerSpec:
     virtualhost: str | None = None
     delay_loop: float = 60.0
     real_servers: tuple[RealServerSpec, ...] = ()
+    # who its notify_up/down and quorum_up/down lines run as (global_defs script_user; None: hacc's user)
+    script_user: str | None = None
+    script_group: str | None = None
     source: str = field(default="", compare=False)  # moving a block in the file changes nothing
 
     @property

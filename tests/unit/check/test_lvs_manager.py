@@ -6,7 +6,12 @@ Across restarts, the services hacc ran are remembered (ipvs/owned.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
+import pwd
+import shutil
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -172,3 +177,34 @@ def test_the_record_round_trips_every_kind_of_service_and_survives_an_unwritable
         write_owned(blocked / "owned.json", keys)  # its parent is a file: cannot be written
     assert any("cannot record hacc's IPVS services" in r.getMessage() for r in caplog.records)
     assert read_owned(blocked / "owned.json") == set()
+
+
+def test_real_server_notify_runs_as_the_script_user() -> None:
+    """keepalived runs notify_up/notify_down as script_user: a down real server's notify_down here writes
+    the uid it ran as (to a directory `nobody` may write in)."""
+    nobody = pwd.getpwnam("nobody")
+    shared = Path(tempfile.mkdtemp(prefix="hacc-notify-"))
+    shared.chmod(0o1777)
+    marker = shared / "uid"
+
+    async def go() -> None:
+        server = await listener()
+        port = server.sockets[0].getsockname()[1]
+        spec = vs(1, [port])
+        rs = dataclasses.replace(spec.real_servers[0], notify_down=f"/bin/sh -c 'id -u > {marker}'")
+        spec = dataclasses.replace(spec, real_servers=(rs,), script_user="nobody")
+        lvs = LvsManager(MemoryIpvs(), NotifyRunner(), lambda exc: None)
+        await lvs.open()
+        try:
+            assert await lvs.apply([spec]) == []
+            server.close()
+            await server.wait_closed()
+            await wait_for(lambda: marker.exists() and marker.read_text().strip() != "")
+        finally:
+            await lvs.close()
+
+    try:
+        run(go())
+        assert marker.read_text().strip() == str(nobody.pw_uid) != str(os.geteuid())
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -124,3 +124,33 @@ def test_a_script_used_many_times_is_checked_once_and_reported_at_each_use(
         "vrrp_instance VI_1 notify_master",
         "vrrp_instance VI_2 notify_master",
     }
+
+
+def test_script_user_reaches_every_script_of_a_virtual_server() -> None:
+    # keepalived runs MISC_CHECK (without its own user), notify_up/down and quorum_up/down as script_user
+    conf = """global_defs {
+    script_user nobody
+}
+virtual_server 203.0.113.1 80 {
+    protocol TCP
+    quorum_up "/bin/true"
+    real_server 192.0.2.21 80 {
+        notify_down "/bin/true"
+        MISC_CHECK {
+            misc_path "/bin/true"
+        }
+        MISC_CHECK {
+            misc_path "/bin/false"
+            user daemon
+        }
+    }
+}
+"""
+    loaded = parse_text(conf, "k.conf", config_id="x")
+    assert loaded.ok, loaded.diagnostics
+    spec, problems = secure_spec(daemon_spec(loaded.config).spec, loaded.config.global_defs)
+    assert problems == []
+    vs = spec.virtual_servers[0]
+    assert (vs.script_user, vs.script_group) == ("nobody", None)
+    own, other = vs.real_servers[0].checkers
+    assert getattr(own, "user", None) == "nobody" and getattr(other, "user", None) == "daemon"
