@@ -295,6 +295,19 @@ def failover(site: Path, fmt: str) -> None:
     table = failover_table(result.plan)
     render = {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt]
     click.echo(render(table), nl=False)
+    if fmt != "json":  # the JSON document stays the VRRP table's (fields are only ever added)
+        _anycast_failover(site, fmt)
+
+
+def _anycast_failover(site: Path, fmt: str) -> None:
+    """The anycast services' table (issue 16) after the VRRP one, when the site has any."""
+    from .anycast_review import announce_table, render_announce_markdown, render_announce_text
+    from .loader import load_file
+
+    table = announce_table(load_file(site)[0])  # the whole site: the build result's is the VRRP part
+    if table is not None:
+        render = render_announce_text if fmt == "text" else render_announce_markdown
+        click.echo("\n" + render(table), nl=False)
 
 
 @click.command()

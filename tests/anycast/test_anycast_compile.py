@@ -90,3 +90,17 @@ def test_anycast_only_site_builds(tmp_path: Path) -> None:
     )
     result = build_from_path(site)
     assert "lb1/frr.conf" in result.files and "lb2/anycast.json" in result.files
+
+
+def test_failover_lists_the_nodes_announcing_and_flags_no_announcer() -> None:
+    with chdir(SITES):
+        result = CliRunner().invoke(main, ["failover", "anycast-frr.yaml"])
+    assert result.exit_code == 0, result.output
+    anycast = result.output.split("anycast: the nodes announcing each service (BGP)\n", 1)[1]
+    rows = {line.split("  ")[0]: line for line in anycast.splitlines()[3:]}
+    assert rows["normal"].split()[1:] == ["lb1,", "lb2", "lb2"]
+    assert "none (no route: disruptive)" in rows["lb2 down"]
+    assert rows["unbound fails on lb1"].split()[4:] == ["lb2", "lb2"]  # ntp does not track unbound
+    with chdir(SITES):
+        markdown = CliRunner().invoke(main, ["failover", "--format", "markdown", "anycast-frr.yaml"]).output
+    assert "| lb2 down | lb1 | none (no route: disruptive) |" in markdown
