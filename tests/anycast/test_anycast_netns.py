@@ -57,6 +57,17 @@ def test_a_routing_daemon_restart_is_followed_by_reannouncement(lab: AnycastLab)
     assert "routing daemon restarted" in lab.log("lb1")
 
 
+def test_a_crashed_nodes_path_goes_within_the_bfd_detection_time(lab: AnycastLab) -> None:
+    """Node 1 falls silent (its LAN link down: no NOTIFICATION, no BFD Down): the router's BFD (100 ms x 3)
+    takes its path long before the 9 s hold time would."""
+    started = time.monotonic()
+    sh("ip", "-n", lab.ns("lb1"), "link", "set", "eth0", "down")
+    assert wait_until(lambda: lab.paths() == {LB2}, 5), lab.paths()
+    assert time.monotonic() - started < 1.5
+    sh("ip", "-n", lab.ns("lb1"), "link", "set", "eth0", "up")
+    assert wait_until(lambda: lab.paths() == {LB1, LB2}, 20), lab.paths()
+
+
 def test_reloads_that_change_nothing_announced_send_no_bgp_update(lab: AnycastLab) -> None:
     """SIGHUP with nothing changed, then anycast.json edited in place (hold_down): the routes stay, the
     router's entry for the VIP does not move."""
