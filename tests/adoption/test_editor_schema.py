@@ -105,7 +105,7 @@ def test_hover_shows_the_models_descriptions_and_examples(editor: LspClient) -> 
 BROKEN = {
     # (text in prod.yaml, replacement, message the editor must show on that line)
     "unknown key": ("  advert_int: 1", "  advert_intt: 1", "Property advert_intt is not allowed."),
-    "mode": ("    mode: mm", "    mode: ab", 'Value is not accepted. Valid values: "mm", "mb".'),
+    "mode": ("    mode: mm", "    mode: ab", 'Value is not accepted. Valid values: "mm", "mb", "anycast".'),
     "vrid": ("    vrid: 200", "    vrid: 256", "Value is above the maximum of 255."),
     "address without prefix": (
         "    address: 192.0.2.12/24",
