@@ -157,10 +157,26 @@ def all_vips(service: Service) -> list[VipSpec]:
     return [vip for vip_set in service.vips for vip in vip_set]
 
 
+# What a service derives to (its families, its instances) is asked for by the checks, the VRID requests and the
+# planner, several times per service: worked out once per service object and reused (~0.1 s at 10,000
+# instances). Keyed by identity: a Service is frozen, and the entry holds it, so its id cannot be reused by
+# another object while the entry lives; the table is emptied when it reaches a bound.
+_DERIVED_MAX = 65536
+_families_of: dict[int, tuple[Service, tuple[Family, ...]]] = {}
+_slots_of: dict[int, tuple[Service, str, tuple[InstanceSlot, ...]]] = {}
+
+
 def service_families(service: Service) -> tuple[Family, ...]:
     """The address families of a service's VIPs, IPv4 first: one VRRP instance (per node in mm) each."""
+    hit = _families_of.get(id(service))
+    if hit is not None and hit[0] is service:
+        return hit[1]
     present = {vip_family(v) for vs in service.vips for v in vs}
-    return tuple(f for f in FAMILIES if f in present)
+    families = tuple(f for f in FAMILIES if f in present)
+    if len(_families_of) >= _DERIVED_MAX:
+        _families_of.clear()
+    _families_of[id(service)] = (service, families)
+    return families
 
 
 def vip_loc(service_loc: tuple[str | int, ...], vips: list[list[VipSpec]], i: int, j: int) -> tuple[str | int, ...]:
@@ -235,21 +251,32 @@ def _suffix(version: Family) -> str:
     return "_v6" if version == 6 else ""
 
 
-def instance_slots(service_name: str, service: Service) -> list[InstanceSlot]:
+def instance_slots(service_name: str, service: Service) -> tuple[InstanceSlot, ...]:
     """mb has one instance per family named after the service; mm has one per node and family, named after
     the node preferred as its master, so reordering nodes never renames an instance. An IPv6 instance's name
     ends in _v6: adding the other family to a service never renames (nor re-VRIDs) the instance it had."""
+    hit = _slots_of.get(id(service))
+    if hit is not None and hit[0] is service and hit[1] == service_name:
+        return hit[2]
+    slots = _instance_slots(service_name, service)
+    if len(_slots_of) >= _DERIVED_MAX:
+        _slots_of.clear()
+    _slots_of[id(service)] = (service, service_name, slots)
+    return slots
+
+
+def _instance_slots(service_name: str, service: Service) -> tuple[InstanceSlot, ...]:
     if service.mode == "mb":
-        return [
+        return tuple(
             InstanceSlot(service_name + _suffix(f), service.nodes[0], f, None, 0) for f in service_families(service)
-        ]
+        )
     out = []
     for i, node in enumerate(service.nodes):
         present = {vip_family(v) for v in service.vips[i]} if i < len(service.vips) else {4}
         for f in FAMILIES:
             if f in present:
                 out.append(InstanceSlot(f"{service_name}_{node}{_suffix(f)}", node, f, i, i))
-    return out
+    return tuple(out)
 
 
 def instance_names(service_name: str, service: Service) -> list[tuple[str, str]]:

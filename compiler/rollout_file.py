@@ -35,6 +35,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
+from .jsontext import dumps_indented
 from .plan import SitePlan
 from .rollout import ServiceRollout
 
@@ -105,7 +106,7 @@ def rollout_text(
     }
     if used and against is not None:
         doc["against"] = against
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return dumps_indented(doc, sort_keys=True) + "\n"
 
 
 def review_problem(plan: SitePlan, text: str) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Diagnostic, Loc
+from .jsontext import dumps_indented
 from .loader import SourceMap
 
 LOCK_VERSION = 1
@@ -63,7 +64,7 @@ def render_lock(vrids: Mapping[str, int]) -> str:
         "version": LOCK_VERSION,
         "vrids": dict(sorted(vrids.items())),
     }
-    return json.dumps(body, indent=2) + "\n"
+    return dumps_indented(body) + "\n"
 
 
 def _service(req: VridRequest) -> str:
@@ -123,12 +124,17 @@ def allocate(requests: list[VridRequest], lock: Mapping[str, int], smap: SourceM
     for req in ordered:
         if req.explicit is None and req.instance in lock:
             claim(req, lock[req.instance], "from the lock file")
+    # From here on VRIDs are only taken, never freed: a segment's lowest free VRID only grows, so each
+    # search resumes where the segment's last one stopped instead of rescanning from 1.
+    lowest: dict[str, int] = {}
     for req in ordered:
         if req.instance in out.vrids or req.explicit is not None or req.instance in lock:
             continue
-        free = next((v for v in range(1, 256) if (req.network, v) not in taken), None)
+        free = next((v for v in range(lowest.get(req.network, 1), 256) if (req.network, v) not in taken), None)
         if free is None:
+            lowest[req.network] = 256
             out.diagnostics.append(smap.diagnostic(req.loc, f"no free VRID left on segment {req.network}"))
             continue
+        lowest[req.network] = free
         claim(req, free, "allocated")
     return out
