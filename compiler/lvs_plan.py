@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pydantic import BaseModel
+
 from .model import HealthCheck, LbAlgo, LbKind, LvsProtocol, RealServer, Service, Site, VirtualServer
 from .resolve import all_vips, vip_address_text
 
@@ -143,9 +145,13 @@ _checker_plans: dict[tuple[object, ...], CheckerPlan] = {}
 def resolve_checker(check: HealthCheck, real_server_port: int | None) -> CheckerPlan:
     """Cached: real servers of one pool usually share one check (equal frozen models), so they share its
     plan too (plans are frozen). Keyed by the check's field values rather than the model: a large site looks
-    up tens of thousands of equal checks, and the tuple is hashed and compared in C (a nested model, such as
-    http_get, still by pydantic)."""
-    key = (*check.__dict__.values(), real_server_port)
+    up tens of thousands of equal checks, and the tuple is hashed and compared in C. A nested model (http_get,
+    tcp, misc: scalar fields only) enters as the tuple of its values, which pydantic's own equality compares
+    too; each position holds one model class or None, so equal keys are equal checks."""
+    key = (
+        *[v if not isinstance(v, BaseModel) else tuple(v.__dict__.values()) for v in check.__dict__.values()],
+        real_server_port,
+    )
     plan = _checker_plans.get(key)
     if plan is None:
         if len(_checker_plans) >= _CHECKER_CACHE_SIZE:

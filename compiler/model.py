@@ -712,6 +712,11 @@ class HealthCheck(StrictModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> HealthCheck:
+        # the common case first, without building the list: a large site has tens of thousands of checks
+        if (self.http_get is not None) + (self.ssl_get is not None) + (self.tcp is not None) + (
+            self.misc is not None
+        ) == 1:
+            return self
         kinds = [k for k in ("http_get", "ssl_get", "tcp", "misc") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(

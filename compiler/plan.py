@@ -166,13 +166,15 @@ def plan_instances(site: Site, vrids: Mapping[str, int], skip: set[str]) -> list
             continue
         # shared by the service's instances (mm has one per node)
         s = settings(site, service)
-        # VRRP over IPv6 is version 3 only (RFC 5798; RFC 3768 is IPv4)
-        by_family = {4: s, 6: replace(s, vrrp_version=3)}
+        by_family: dict[Family, Settings] = {4: s}
         where: dict[Family, dict[str, tuple[str, str, str]]] = {}
         for slot in instance_slots(service_name, service):
             if slot.family not in where:
                 where[slot.family] = {node: _where(site, node, service, slot.family) for node in service.nodes}
-            settings_ = by_family[slot.family]
+            settings_ = by_family.get(slot.family)
+            if settings_ is None:
+                # VRRP over IPv6 is version 3 only (RFC 5798; RFC 3768 is IPv4); made only for services with IPv6
+                settings_ = by_family[slot.family] = replace(s, vrrp_version=3)
             out.append(_instance(service_name, service, slot, vrids[slot.name], settings_, where[slot.family]))
     return out
 
