@@ -84,7 +84,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    lab = AnycastLab(nodes=2)
+    lab = AnycastLab(nodes=2, bfd_ms=100)  # the figures are for BFD 100 ms x 3
     try:
         lab.start()
         if not wait_until(lambda: lab.paths() == {LB1, LB2}, 60):
