@@ -16,7 +16,7 @@ from .lvs_plan import resolve_lvs
 from .model import Site
 from .plan import SitePlan, plan_instances, plan_site
 from .render import render_site
-from .resolve import instance_names, instance_slots, network_text, service_interface
+from .resolve import forget_derived, instance_names, instance_slots, network_text, service_interface
 from .rollout_file import rollout_files
 from .vrid import VridRequest, allocate, lock_path, read_lock, render_lock
 from .weights import check_weights
@@ -56,6 +56,7 @@ def compile_site(
     secrets: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Everything `hacc build` does except reading and writing files."""
+    forget_derived()
     full = site
     site = split_site(full)  # the VRRP pipeline below sees VRRP services only; anycast is compiled apart
     lvs = resolve_lvs(site)

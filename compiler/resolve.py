@@ -157,13 +157,22 @@ def all_vips(service: Service) -> list[VipSpec]:
     return [vip for vip_set in service.vips for vip in vip_set]
 
 
-# What a service derives to (its families, its instances) is asked for by the checks, the VRID requests and the
-# planner, several times per service: worked out once per service object and reused (~0.1 s at 10,000
-# instances). Keyed by identity: a Service is frozen, and the entry holds it, so its id cannot be reused by
-# another object while the entry lives; the table is emptied when it reaches a bound.
+# What a service derives to (its families, its instances, each node's interface for it) is asked for by the
+# checks, the VRID requests and the planner, several times per service: worked out once per service object
+# and reused (~0.1 s at 10,000 instances). Keyed by identity: a Service (and a Site) is frozen, and the entry
+# holds it, so its id cannot be reused by another object while the entry lives. A build starts by
+# forgetting the previous one's (`forget_derived`); the tables are also emptied when they reach a bound.
 _DERIVED_MAX = 65536
 _families_of: dict[int, tuple[Service, tuple[Family, ...]]] = {}
 _slots_of: dict[int, tuple[Service, str, tuple[InstanceSlot, ...]]] = {}
+_interfaces_of: dict[int, tuple[Service, Site, dict[tuple[str, Family | None], tuple[str, Iface] | None]]] = {}
+
+
+def forget_derived() -> None:
+    """Drop what earlier builds derived, so their sites are not kept alive."""
+    _families_of.clear()
+    _slots_of.clear()
+    _interfaces_of.clear()
 
 
 def service_families(service: Service) -> tuple[Family, ...]:
@@ -195,6 +204,22 @@ def service_interface(
     """The interface a node runs this service's VRRP of one family on (default: the first VIP's), with the
     node's address of that family there: the named interface, or the one whose subnet holds the family's first
     VIP with a subnet. None when there is no such interface (checks report why)."""
+    entry = _interfaces_of.get(id(service))
+    if entry is None or entry[0] is not service or entry[1] is not site:
+        if len(_interfaces_of) >= _DERIVED_MAX:
+            _interfaces_of.clear()
+        entry = _interfaces_of[id(service)] = (service, site, {})
+    known = entry[2]
+    key = (node_name, version)
+    if key in known:
+        return known[key]
+    found = known[key] = _find_service_interface(site, node_name, service, version)
+    return found
+
+
+def _find_service_interface(
+    site: Site, node_name: str, service: Service, version: Family | None
+) -> tuple[str, Iface] | None:
     vips = service.vips
     if version is None:
         first_any = vips[0][0] if vips and vips[0] else next((v for vs in vips for v in vs), None)
