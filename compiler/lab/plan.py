@@ -28,11 +28,17 @@ from ..failover import after_failure
 from ..failover_table import NORMAL, failover_table
 from ..plan import InstancePlan, SitePlan
 from ..render import file_mode
-from ..resolve import node_interfaces
+from ..resolve import family_interfaces, node_interfaces
 
-# the only addresses the lab runs: RFC 5737 documentation networks (the lab never leaves its namespaces, and
-# refusing anything else keeps a production site's real addresses out of this machine's kernel entirely)
-LAB_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+# the only addresses the lab runs: the documentation networks of RFC 5737 and RFC 3849 (the lab never leaves
+# its namespaces, and refusing anything else keeps a production site's real addresses out of this machine's
+# kernel entirely); IPv6 link-local VIPs (a gateway's fe80::1) stay on their namespace's link anyway
+LAB_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    *(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")),
+    ipaddress.IPv6Network("2001:db8::/32"),
+    ipaddress.IPv6Network("fe80::/64"),
+)
+LAB_RANGES_TEXT = "192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32 and fe80::/64"
 LAB_SECRET = "hacclab1"  # noqa: S105 - the value of the site's auth secret inside the lab (PASS takes 8 characters)
 CONFIG_DIR = "/etc/keepalived"  # where the generated tree is deployed (notify.sh, secrets.conf, down)
 
@@ -49,6 +55,7 @@ class LabInterface:
     name: str  # as the site names it, e.g. eth0
     address: str  # with prefix, e.g. 192.0.2.11/24
     segment: int  # index into LabPlan.segments
+    address6: str | None = None  # a dual-stack interface's IPv6 address, e.g. 2001:db8::11/64
 
 
 @dataclass(frozen=True)
@@ -151,9 +158,10 @@ def check_addresses(result: BuildResult) -> list[str]:
     """Every node address and VIP outside the documentation ranges, as a sentence each (empty: ok)."""
     bad = []
     for node in result.plan.nodes:
-        for ifname, iface in node_interfaces(result.site, node.name).items():
-            if not _in_lab_ranges(iface.ip):
-                bad.append(f"node {node.name} {ifname} {iface}")
+        for version in (4, 6):
+            for ifname, iface in family_interfaces(result.site, node.name, version).items():
+                if not _in_lab_ranges(iface.ip):
+                    bad.append(f"node {node.name} {ifname} {iface}")
     for inst in result.plan.instances:
         for vip in inst.vips:
             if not _in_lab_ranges(ipaddress.ip_interface(vip).ip):
@@ -226,10 +234,7 @@ def lab_plan(result: BuildResult, daemon: str = "hacc", fast: bool = False) -> L
     """The lab for a built site; `daemon` is hacc, keepalived or mixed (alternating, first node hacc)."""
     bad = check_addresses(result)
     if bad:
-        raise LabRefused(
-            "the lab runs only addresses in 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24; outside them: "
-            + "; ".join(bad)
-        )
+        raise LabRefused(f"the lab runs only addresses in {LAB_RANGES_TEXT}; outside them: " + "; ".join(bad))
     plan = result.plan
     segments: list[str] = []
     for node in plan.nodes:
@@ -250,8 +255,14 @@ def lab_plan(result: BuildResult, daemon: str = "hacc", fast: bool = False) -> L
     secrets = _secrets(plan)
     nodes = []
     for index, node in enumerate(plan.nodes):
+        v6 = family_interfaces(result.site, node.name, 6)
         ifaces = tuple(
-            LabInterface(name, str(iface), segments.index(str(iface.network)))
+            LabInterface(
+                name,
+                str(iface),
+                segments.index(str(iface.network)),
+                str(v6[name]) if name in v6 and v6[name] != iface else None,
+            )
             for name, iface in node_interfaces(result.site, node.name).items()
         )
         files = list(_node_files(result, node.name, fast))

@@ -24,7 +24,7 @@ from .plan import CONFIG_DIR, LabNode, LabPlan, recorder_text, stand_in_text
 
 PREFIX = f"hlab{os.getpid()}-"
 _PREFIX_RE = re.compile(r"^hlab(\d+)-")
-_MON_LINE = re.compile(r"^\[(?P<ts>[^\]]+)\] (?P<deleted>Deleted )?\d+: (?P<dev>\S+)\s+inet (?P<addr>[0-9.]+)/")
+_MON_LINE = re.compile(r"^\[(?P<ts>[^\]]+)\] (?P<deleted>Deleted )?\d+: (?P<dev>\S+)\s+inet6? (?P<addr>[0-9a-f.:]+)/")
 KEEPALIVED = "/usr/sbin/keepalived"
 RECORDED = (("/usr/bin", ("systemctl", "logger")), ("/usr/sbin", ("sendmail",)))
 
@@ -176,6 +176,8 @@ class World:
             node = NodeRuntime(spec, ns, self.root / spec.name)
             self.nodes[spec.name] = node  # before anything can fail: close() deletes what exists
             ip("-n", ns, "link", "set", "lo", "up")
+            # no duplicate address detection: IPv6 addresses (and the link-local VRRPv3 source) usable at once
+            ip("netns", "exec", ns, "sysctl", "-qw", *(f"net.ipv6.conf.{c}.accept_dad=0" for c in ("all", "default")))
             for iface in spec.interfaces:
                 port = self.port(spec, iface.name)
                 ip(
@@ -194,6 +196,8 @@ class World:
                 )
                 ip("-n", self.bridge_ns, "link", "set", port, "master", f"br{iface.segment}", "up")
                 ip("-n", ns, "addr", "add", iface.address, "dev", iface.name)
+                if iface.address6:
+                    ip("-n", ns, "addr", "add", iface.address6, "dev", iface.name, "nodad")
                 ip("-n", ns, "link", "set", iface.name, "up")
             self._prepare(node)
             node.monitor = Monitor(spec.name, ns, node.root / "addresses.log")
@@ -208,9 +212,9 @@ class World:
         ip("-n", self.bridge_ns, "link", "set", self.port(spec, ifname), "up" if up else "down")
 
     def addresses(self, node: str) -> dict[str, str]:
-        """address -> "dev/prefix" held in a node's namespace (IPv4)."""
+        """address -> "dev/prefix" held in a node's namespace (IPv4 and IPv6)."""
         out = {}
-        for line in ip("-n", self.nodes[node].ns, "-4", "-o", "addr", "show", check=False).splitlines():
+        for line in ip("-n", self.nodes[node].ns, "-o", "addr", "show", check=False).splitlines():
             parts = line.split()
             if len(parts) > 3:
                 addr, prefix = parts[3].split("/")

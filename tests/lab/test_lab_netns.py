@@ -4,7 +4,8 @@ caught and named; an interrupted lab leaves no namespace and no daemon behind.
 Time budget (2 cores): the site runs are `hacc lab --fast` processes in three chains started when this module
 starts (the lab mostly waits on timers, so they overlap) while the in-process tests run.
 Covered: every scenario of haproxy-mb, haproxy-mm and lvs-dr with hacc; haproxy-mb with keepalived;
-haproxy-mm and lvs-dr mixed; prod (3 nodes, 2 segments, 21 scenarios, preempt_delay) with hacc on a subset
+haproxy-mm and lvs-dr mixed; dualstack mixed on 3 scenarios (both families, the unicast IPv6 gateway);
+prod (3 nodes, 2 segments, 21 scenarios, preempt_delay) with hacc on a subset
 of 9 scenarios covering each kind, each node and each segment; prod and haproxy-mb in two copies side by
 side (--parallel 2); a four-node site whose scenarios are struck two at a time, with --against HEAD rolling a
 priority change out in the recommended and the worst order (mixed daemons: keepalived reloads by SIGHUP).
@@ -48,6 +49,7 @@ PROD_SUBSET = [
     "lb1 eth0 down",
     "lb2 eth1 down",
 ]
+DUALSTACK_SUBSET = ["lb1 down", "maintenance fails on lb1", "lb1 eth1 down"]
 RUNS: dict[str, tuple[str, str, list[str], int]] = {  # site, daemon, scenarios, --parallel
     "haproxy-mb/hacc": ("haproxy-mb", "hacc", [], 2),  # two copies of the site side by side
     "haproxy-mm/hacc": ("haproxy-mm", "hacc", [], 1),
@@ -59,6 +61,9 @@ RUNS: dict[str, tuple[str, str, list[str], int]] = {  # site, daemon, scenarios,
     # four nodes in two disjoint pairs (scenarios struck two at a time), and --against: the change since HEAD
     # rolled out node by node (keepalived reloads by SIGHUP on n2 and n4)
     "pairs/mixed": ("pairs", "mixed", [], 1),
+    # dual stack (issue 13), hacc on lb1 and keepalived on lb2: both families move together, the IPv6-only
+    # gateway on eth1 runs VRRPv3 by unicast between hacc and keepalived
+    "dualstack/mixed": ("dualstack", "mixed", DUALSTACK_SUBSET, 1),
 }
 # scenarios where the failover model and the real kernel disagree: none (the lab found one, an interface
 # check failing also faults the instances running VRRP on that interface; failover.py now models it)
@@ -69,7 +74,7 @@ PAIRS: list[Path] = []  # the pairs site in its git repository (made by the `run
 CHAINS = [  # three labs at a time (they mostly wait on timers); prod and haproxy-mb/hacc run two copies each
     ["haproxy-mb/hacc", "haproxy-mb/keepalived", "lvs-dr/mixed"],
     ["haproxy-mm/hacc", "haproxy-mm/mixed", "pairs/mixed"],
-    ["prod/hacc", "lvs-dr/hacc"],
+    ["prod/hacc", "lvs-dr/hacc", "dualstack/mixed"],
 ]
 
 

@@ -120,8 +120,34 @@ def test_addresses_outside_documentation_ranges_are_refused(tmp_path: Path) -> N
     with pytest.raises(LabRefused) as exc:
         lab_plan(build_from_path(site))
     assert str(exc.value) == (
-        "the lab runs only addresses in 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24; outside them: "
+        "the lab runs only addresses in 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32 and "
+        "fe80::/64; outside them: "
         "node lb1 eth0 10.1.0.11/24; node lb2 eth0 10.1.0.12/24; instance web VIP 10.1.0.100/24"
+    )
+
+
+def test_dual_stack_sites_run_in_the_documentation_ranges_only(tmp_path: Path) -> None:
+    """IPv6 in 2001:db8::/32 (RFC 3849) is the lab's; any other IPv6 address is refused like a real IPv4 one."""
+    plan = _plan("dualstack")
+    assert plan.segments == ("192.0.2.0/24", "198.51.100.0/24")
+    assert [(i.name, i.address, i.address6) for i in plan.nodes[0].interfaces] == [
+        ("eth0", "192.0.2.11/24", "2001:db8::11/64"),
+        ("eth1", "198.51.100.11/24", "2001:db8:1::11/64"),
+    ]
+    assert {"2001:db8::100", "fe80::1", "2001:db8:1::1"} <= set(plan.vips)
+    assert plan.predicted[("lb1 down", "2001:db8::100")] == "lb2"
+    site = tmp_path / "real6.yaml"
+    site.write_text(
+        "site: real6\n"
+        'nodes:\n  lb1: {address: [192.0.2.11/24, "2001:470::11/64"]}\n'
+        '  lb2: {address: [192.0.2.12/24, "2001:470::12/64"]}\n'
+        'services:\n  web: {mode: mb, nodes: [lb1, lb2], vips: [192.0.2.100/24, "2001:470::100/64"]}\n'
+    )
+    with pytest.raises(LabRefused) as exc:
+        lab_plan(build_from_path(site))
+    assert str(exc.value).endswith(
+        "outside them: node lb1 eth0 2001:470::11/64; node lb2 eth0 2001:470::12/64; "
+        "instance web_v6 VIP 2001:470::100/64"
     )
 
 
