@@ -196,7 +196,7 @@ def test_interrupted_lab_removes_namespaces_and_daemons(sig: signal.Signals, tmp
         assert _lab_namespaces(proc.pid)
         pids = [p for p in _daemon_pids(tmp_path) if p != proc.pid]
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=90)  # tearing a lab down on a loaded machine: bounded, generous
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -251,7 +251,9 @@ def test_site_runs_as_predicted(key: str, runs: dict[str, Run]) -> None:
     assert report["daemons"] == {n.name: n.daemon for n in plan.nodes}
     assert report["worlds"] == parallel
     for s in scenarios:
-        assert s["converge_s"] < 10.0, s
+        # a bound that catches a hang, not a speed figure (bench/lab.py has those): a loaded 2-CPU runner
+        # has taken 12 s to converge a scenario that needs ~1 s on a quiet one
+        assert s["converge_s"] < 60.0, s
     assert _lab_namespaces(runs[key].pid) == []
     assert _daemon_pids(runs[key].workdir) == []
 
