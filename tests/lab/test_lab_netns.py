@@ -187,9 +187,16 @@ def test_wrong_prediction_is_caught_and_named(monkeypatch: pytest.MonkeyPatch) -
     assert _lab_namespaces(os.getpid()) == []
 
 
+# A shell without job control starts background commands with SIGINT ignored, and an ignored signal stays
+# ignored across fork and exec: a suite run that way (`.ci/run &`) would start the lab deaf to SIGINT. The
+# lab is started as from a terminal, SIGINT at its default, then exec'd (same pid).
+SIGINT_DEFAULT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "os.execv(sys.argv[1], sys.argv[1:])"]  # fmt: skip
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_lab_removes_namespaces_and_daemons(sig: signal.Signals, tmp_path: Path) -> None:
-    argv = [*HACC, "lab", str(SITES / "haproxy-mb.yaml"), "--fast", "--workdir", str(tmp_path)]
+    argv = [*SIGINT_DEFAULT, *HACC, "lab", str(SITES / "haproxy-mb.yaml"), "--fast", "--workdir", str(tmp_path)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert _wait(lambda: len(_daemon_pids(tmp_path)) >= 3, 30), "the daemons did not start"
