@@ -54,10 +54,6 @@ def iter_encode(value: Any) -> Iterator[str]:
         yield json.dumps(value)
 
 
-def encode(value: Any) -> str:
-    return "".join(iter_encode(value))
-
-
 async def encode_async(value: Any) -> str:
     parts: list[str] = []
     for count, piece in enumerate(iter_encode(value), 1):

@@ -270,8 +270,7 @@ class LvsManager:
     async def status_async(self) -> dict[str, Any]:
         """The same, built in steps of STATUS_STEP real servers with the loop handed back between them:
         no worker thread, whose GIL time would hold up VRRP whenever the kernel descheduled it. The
-        loop copies the one mapping it mutates (`health`); everything else is replaced whole, never
-        edited, so the steps see one consistent state."""
+        steps work on copies of what the loop edits meanwhile, so they see one consistent state."""
         steps = self._status_steps(await self._checkers.status() if self._checkers is not None else {})
         for _ in range(1 << 30):  # bounded: one step per STATUS_STEP real servers
             try:
@@ -284,7 +283,10 @@ class LvsManager:
     def _status_steps(
         self, checks: Mapping[RealServerId, tuple[CheckerBrief, ...]]
     ) -> Generator[None, None, dict[str, Any]]:
-        return _status_steps(self.specs, dict(self.health), self.quorum, self.kernel, checks, self._counters())
+        # copies of the two mappings passes edit in place (`health` on transitions, `quorum` per step of
+        # a pass); specs and kernel are only ever replaced whole
+        quorum = dict(self.quorum)
+        return _status_steps(self.specs, dict(self.health), quorum, self.kernel, checks, self._counters())
 
     def _checker_view(self) -> Mapping[RealServerId, tuple[CheckerBrief, ...]]:
         # the checker process's last snapshot (status_async asks for a fresh one): up/down and weights

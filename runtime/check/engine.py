@@ -54,8 +54,7 @@ _OUT, _IN = select.EPOLLOUT, select.EPOLLIN
 class Probe:
     """One attempt in flight (a handle for `cancel`)."""
 
-    __slots__ = ("deadline", "detail", "done", "fd", "gen", "pending", "phase", "reader", "sock", "spec", "started",
-                 "url")  # fmt: skip
+    __slots__ = ("detail", "done", "fd", "gen", "pending", "phase", "reader", "sock", "spec", "started", "url")
 
     def __init__(self, spec: TcpSpec | HttpSpec, done: Done, started: float) -> None:
         self.spec = spec
@@ -68,7 +67,6 @@ class Probe:
         self.pending = b""
         self.reader: ResponseReader | None = None
         self.gen = 0  # bumped at every phase change: deadline entries of older generations are stale
-        self.deadline = 0.0
         self.detail = ""  # the failure when the deadline passes
 
 
@@ -253,7 +251,7 @@ class SocketProbes:
 
     def _expire_in(self, probe: Probe, timeout: float, detail: str) -> None:
         probe.gen += 1
-        probe.deadline = deadline = self._loop.time() + timeout
+        deadline = self._loop.time() + timeout
         probe.detail = detail
         queue = self._expiry.get(timeout)
         if queue is None:

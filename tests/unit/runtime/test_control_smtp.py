@@ -87,7 +87,10 @@ def test_smtp_failure_is_counted_not_raised() -> None:
 
 def test_status_replies_are_encoded_in_pieces_exactly_as_json_dumps() -> None:
     # a director's status: lists and dicts far over the chunk size, nested, with odd keys and values
-    from hacc.runtime.control import CHUNK, encode, encode_async
+    from hacc.runtime.control import CHUNK, encode_async
+
+    def encode(value: object) -> str:
+        return asyncio.run(encode_async(value))
 
     servers = [
         {"address": f"198.51.100.{i % 250}:{10000 + i}", "up": i % 3 != 0, "weight": i % 7, "ipvs_weight": None,
@@ -104,5 +107,4 @@ def test_status_replies_are_encoded_in_pieces_exactly_as_json_dumps() -> None:
         "empty": [[], {}],
     }
     assert encode(reply) == json.dumps(reply)
-    assert asyncio.run(encode_async(reply)) == json.dumps(reply)
     assert encode([]) == "[]" and encode({}) == "{}" and encode("x") == '"x"'
