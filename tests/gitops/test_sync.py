@@ -270,17 +270,21 @@ def test_long_running_mode_follows_the_branch(origin: Origin, tmp_path: Path) ->
     from harness import wait_until
 
     d = tmp_path / "lb1"
+    log = tmp_path / "sync.log"
     c1 = origin.publish("first")
     argv = [*HACC, "sync", "--repo", origin.url, "--dir", str(d), "--node", "lb1", "--slot", "0", "--interval", "1"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # stderr goes to a file the test can read while sync runs: the release symlink flips before the outcome
+    # is logged, so waiting on the symlink alone and then terminating could lose the log line
+    with log.open("w") as err_file:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err_file, text=True)
     try:
         assert wait_until(lambda: (d / "state.json").exists() and current_commit(d) == c1, 20)
         broken = origin.publish("broken", vrid=300)
         assert wait_until(lambda: (read_state(d)["last_refusal"] or {}).get("commit") == broken, 20)  # type: ignore[attr-defined]
         c3 = origin.publish("fixed", {"lb1": 140, "lb2": 90})
-        assert wait_until(lambda: current_commit(d) == c3, 20)
+        assert wait_until(lambda: current_commit(d) == c3 and f"{c3[:12]} is current" in log.read_text(), 20)
         assert proc.poll() is None  # a refusal does not end the loop
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    assert "config test failed" in err and f"{c3[:12]} is current" in err
+        proc.wait(timeout=10)
+    assert "config test failed" in log.read_text()
