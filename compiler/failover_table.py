@@ -130,8 +130,9 @@ def render_markdown(table: FailoverTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(table: FailoverTable) -> str:
-    data = {
+def render_json(table: FailoverTable, extra: dict[str, object] | None = None) -> str:
+    """The table as a JSON document; `extra` adds top-level keys (the anycast table) beside the VRRP ones."""
+    data: dict[str, object] = {
         "site": table.site,
         "instances": [{"name": c.instance, "vips": list(c.vips)} for c in table.columns],
         "scenarios": [
@@ -151,6 +152,7 @@ def render_json(table: FailoverTable) -> str:
             for s, cells in table.rows
         ],
     }
+    data.update(extra or {})
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 

@@ -2,7 +2,8 @@
 
 `hacc diff SITE --against REF` builds the site as it is in the work tree and as it was at REF (the site file
 and its VRID lock read with `git show`, compiled in memory), then prints what the change does in VRRP
-terms, the failover-table cells it changes, and the unified diff of the generated files.
+terms (semantic_diff.py) and in BGP terms for anycast services (anycast_diff.py), the failover-table and
+announce-table cells it changes, and the unified diff of the generated files.
 
 Exit codes: 0 (a diff is a report, whatever it says), 1 when the site is invalid or git cannot answer,
 2 usage error. `hacc schema --check` exits 1 when schemas/ is stale.
@@ -10,6 +11,7 @@ Exit codes: 0 (a diff is a report, whatever it says), 1 when the site is invalid
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import subprocess
 import sys
@@ -20,11 +22,21 @@ from typing import NoReturn
 
 import click
 
+from .anycast import ANYCAST_JSON
+from .anycast_diff import AnnounceChange, anycast_diff, shown_announce
+from .anycast_review import (
+    announce_doc,
+    announce_table,
+    cell_text,
+    render_announce_markdown,
+    render_announce_text,
+)
 from .build import BuildResult, build_from_path, compile_site
 from .cli import default_out
 from .errors import HaccError, SiteError, StaleError
 from .failover_table import NORMAL, MasterChange, failover_table, md_row, render_json, render_markdown, render_text
-from .loader import load_text
+from .loader import load_file, load_text
+from .model import Site
 from .schema_export import schema_files, stale_schemas
 from .semantic_diff import SemanticDiff, semantic_diff
 from .vrid import lock_path, read_lock
@@ -70,6 +82,7 @@ def git_show(ref: str, path: Path) -> str | None:
 class OldBuild:
     result: BuildResult | None  # None: the site did not exist (or did not build) at the ref
     note: str | None
+    site: Site | None = None  # the whole site (result.site is its VRRP part)
 
 
 def build_at_ref(site: Path, ref: str, source: str) -> OldBuild:
@@ -87,7 +100,7 @@ def build_at_ref(site: Path, ref: str, source: str) -> OldBuild:
         if lock_diags:
             raise SiteError(lock_diags)
         old_site, smap = load_text(text, f"{ref}:{site.as_posix()}")
-        return OldBuild(compile_site(old_site, smap, lock, source), None)
+        return OldBuild(compile_site(old_site, smap, lock, source), None, old_site)
     except SiteError as exc:
         first = exc.diagnostics[0].format() if exc.diagnostics else str(exc)
         return OldBuild(None, f"the site at {ref} does not build ({first}): everything is shown as new")
@@ -107,6 +120,7 @@ class Report:
     stale: list[str]  # files of the work tree's generated tree that a fresh build would change
     warnings: tuple[str, ...] = ()  # the new build's warnings, formatted
     flagged: tuple[str, ...] = ()  # failover cells where the VIP stays on a node whose own check failed
+    announce: tuple[AnnounceChange, ...] = ()  # anycast announce-table cells whose nodes differ
 
 
 def _file_diff(old: BuildResult | None, new: BuildResult, lock_name: str) -> tuple[list[str], int]:
@@ -136,10 +150,13 @@ def make_report(site: Path, ref: str) -> Report:
     new = build_from_path(site)
     old = build_at_ref(site, ref, new.plan.source)
     sem = semantic_diff(old.result.plan if old.result else None, new.plan)
+    anycast, announce = anycast_diff(old.site if old.result else None, _full_site(site, new))
+    # one list, sorted by scope as semantic_diff sorts its own (stable: each rule's order within a scope)
+    sem = dataclasses.replace(sem, changes=tuple(sorted((*sem.changes, *anycast), key=lambda c: c.scope)))
     lines, changed = _file_diff(old.result, new, lock_path(site).name)
     stale = stale_files(default_out(site), new.files)
     warnings = tuple(dict.fromkeys(d.format() for d in new.warnings))
-    return Report(site.as_posix(), ref, sem, lines, changed, old.note, stale, warnings, _flagged(new))
+    return Report(site.as_posix(), ref, sem, lines, changed, old.note, stale, warnings, _flagged(new), announce)
 
 
 def _flagged(result: BuildResult) -> tuple[str, ...]:
@@ -167,6 +184,45 @@ def shown_moves(moves: tuple[MasterChange, ...]) -> tuple[list[MasterChange], li
 
 def _folded_text(folded: list[str]) -> str:
     return f"{len(folded)} more scenario(s) change like normal operation: {', '.join(folded)}"
+
+
+@dataclass(frozen=True)
+class _CellChanges:
+    """The table cells a change moves, one section of the report: (scenario, VIP or service, before, after)."""
+
+    text_title: str
+    md_title: str
+    head: tuple[str, str, str, str]
+    rows: list[tuple[str, str, str, str]]
+    folded: list[str]  # scenarios that change like normal operation
+
+
+def _cell_changes(r: Report) -> list[_CellChanges]:
+    """The failover table's master changes, then the anycast announce table's (issue 16)."""
+    out = []
+    if r.semantic.failover:
+        moves, folded = shown_moves(r.semantic.failover)
+        out.append(
+            _CellChanges(
+                "failover table changes (master of each VIP, before -> after):",
+                "Failover table changes",
+                ("scenario", "VIP", "master before", "master after"),
+                [(m.scenario, m.vip, m.before or "none", m.after or "none") for m in moves],
+                folded,
+            )
+        )
+    if r.announce:
+        cells, folded = shown_announce(r.announce)
+        out.append(
+            _CellChanges(
+                "anycast announce table changes (nodes announcing each service, before -> after):",
+                "Anycast announce table changes",
+                ("scenario", "service", "before", "after"),
+                [(a.scenario, a.service, cell_text(a.before), cell_text(a.after)) for a in cells],
+                folded,
+            )
+        )
+    return out
 
 
 def _rollout_lines(r: Report) -> list[str]:
@@ -208,14 +264,10 @@ def report_text(r: Report) -> str:
             out += ["", f"{scope} (nodes: {', '.join(c.nodes) or '-'})"]
         out.append(f"  [{c.risk}] {c.what}")
         out.append(f"      why: {c.why}")
-    if r.semantic.failover:
-        moves, folded = shown_moves(r.semantic.failover)
-        out += ["", "failover table changes (master of each VIP, before -> after):"]
-        width = max(len(m.scenario) for m in moves)
-        for m in moves:
-            out.append(f"  {m.scenario.ljust(width)}  {m.vip}: {m.before or 'none'} -> {m.after or 'none'}")
-        if folded:
-            out.append(f"  ({_folded_text(folded)})")
+    for t in _cell_changes(r):
+        width = max(len(row[0]) for row in t.rows)
+        out += ["", t.text_title, *(f"  {s.ljust(width)}  {key}: {b} -> {a}" for s, key, b, a in t.rows)]
+        out += [f"  ({_folded_text(t.folded)})"] if t.folded else []
     rollout = _rollout_lines(r)
     if rollout:
         out += ["", "rollout (nodes reloaded one at a time):", *(f"  {line}" for line in rollout)]
@@ -240,12 +292,9 @@ def report_markdown(r: Report) -> str:
         out += [md_row(["risk", "where", "change", "nodes", "why"]), md_row(["---"] * 5)]
         out += [md_row([f"**{c.risk}**", c.scope, c.what, ", ".join(c.nodes), c.why]) for c in r.semantic.changes]
         out.append("")
-    if r.semantic.failover:
-        moves, folded = shown_moves(r.semantic.failover)
-        out += ["### Failover table changes", "", md_row(["scenario", "VIP", "master before", "master after"])]
-        out.append(md_row(["---"] * 4))
-        out += [md_row([m.scenario, m.vip, m.before or "none", m.after or "none"]) for m in moves]
-        out += [*([f"\n{_folded_text(folded)}."] if folded else []), ""]
+    for t in _cell_changes(r):
+        out += [f"### {t.md_title}", "", md_row(list(t.head)), md_row(["---"] * 4), *(md_row(list(x)) for x in t.rows)]
+        out += [*([f"\n{_folded_text(t.folded)}."] if t.folded else []), ""]
     if r.flagged:
         out += ["**The VIP stays on a node whose own check failed:**", "", *(f"- {line}" for line in r.flagged), ""]
     if r.file_diff:
@@ -293,21 +342,22 @@ def failover(site: Path, fmt: str) -> None:
     except HaccError as exc:
         _fail(exc)
     table = failover_table(result.plan)
-    render = {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt]
-    click.echo(render(table), nl=False)
-    if fmt != "json":  # the JSON document stays the VRRP table's (fields are only ever added)
-        _anycast_failover(site, fmt)
-
-
-def _anycast_failover(site: Path, fmt: str) -> None:
-    """The anycast services' table (issue 16) after the VRRP one, when the site has any."""
-    from .anycast_review import announce_table, render_announce_markdown, render_announce_text
-    from .loader import load_file
-
-    table = announce_table(load_file(site)[0])  # the whole site: the build result's is the VRRP part
-    if table is not None:
+    anycast = announce_table(_full_site(site, result))  # issue 16: None when the site has no anycast service
+    if fmt == "json":  # the VRRP table's keys as they were; the anycast one beside them
+        click.echo(render_json(table, {"anycast": announce_doc(anycast)} if anycast else None), nl=False)
+        return
+    click.echo((render_text if fmt == "text" else render_markdown)(table), nl=False)
+    if anycast is not None:
         render = render_announce_text if fmt == "text" else render_announce_markdown
-        click.echo("\n" + render(table), nl=False)
+        click.echo("\n" + render(anycast), nl=False)
+
+
+def _full_site(path: Path, result: BuildResult) -> Site:
+    """The whole site: the build result's is the VRRP part when the site has anycast services (which always
+    write an anycast.json), and the whole site otherwise."""
+    if any(rel.endswith(f"/{ANYCAST_JSON}") for rel in result.files):
+        return load_file(path)[0]
+    return result.site
 
 
 @click.command()

@@ -587,6 +587,7 @@ _CLASSIFIED = tuple(
     re.compile(p)
     for p in (
         r"router_id",
+        r"instances",  # a node's last instance leaving (or its first joining): the instance rules report it
         r"instances\[\*\]\.plan\.(name|service|family|vrid|network|vips|track|units)",
         r"instances\[\*\]\.plan\.members(\[[^]]+\](\.(node|priority|address|interface))?)?",
         r"instances\[\*\]\.plan\.settings\.(advert_int|vrrp_version|unicast|garp_master_delay|preempt|preempt_delay)",
