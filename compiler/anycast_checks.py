@@ -13,8 +13,18 @@ from collections.abc import Mapping
 
 from .errors import Diagnostic, Loc
 from .loader import SourceMap
-from .model import Service, Site
-from .resolve import all_vips, node_addresses, vip_address, vip_family, vip_loc, vip_prefixlen
+from .model import BgpPeer, Service, Site
+from .resolve import (
+    Family,
+    all_vips,
+    family,
+    is_link_local,
+    node_addresses,
+    vip_address,
+    vip_family,
+    vip_loc,
+    vip_prefixlen,
+)
 
 # Service fields that only VRRP reads: set on an anycast service they would be silently ignored.
 VRRP_ONLY = (
@@ -33,8 +43,17 @@ VRRP_ONLY = (
 )
 
 
+# an anycast VIP is announced as a host route
+HOST_PREFIX: dict[Family, int] = {4: 32, 6: 128}
+
+
 def anycast_services(site: Site) -> dict[str, Service]:
     return {name: s for name, s in site.services.items() if s.mode == "anycast"}
+
+
+def node_vip_families(site: Site, node: str) -> set[Family]:
+    """The address families of the anycast VIPs a node announces."""
+    return {vip_family(v) for s in anycast_services(site).values() if node in s.nodes for v in all_vips(s)}
 
 
 def anycast_tracked(site: Site) -> set[str]:
@@ -106,10 +125,11 @@ class _AnycastChecker:
         for i, vip_set in enumerate(service.vips):
             for j, vip in enumerate(vip_set):
                 vloc = vip_loc(loc, service.vips, i, j)
-                if vip_family(vip) != 4:
-                    self.error(vloc, "anycast VIPs are IPv4 for now (FRR 8.4 imports IPv4 tables only)")
-                elif vip_prefixlen(vip) != 32:
-                    self.error(vloc, f"an anycast VIP is announced as a host route: write {vip_address(vip)}/32")
+                host = HOST_PREFIX[vip_family(vip)]
+                if is_link_local(vip):
+                    self.error(vloc, f"{vip_address(vip)} is link-local (fe80::/10): BGP cannot announce it")
+                elif vip_prefixlen(vip) != host:
+                    self.error(vloc, f"an anycast VIP is announced as a host route: write {vip_address(vip)}/{host}")
                 if vip.dev is not None or vip.label is not None:
                     self.error(vloc, "an anycast VIP goes on the loopback: 'dev' and 'label' do not apply")
 
@@ -138,6 +158,27 @@ class _AnycastChecker:
             if peer.address in seen:
                 self.error((*ploc, "address"), f"peer {peer.address} is listed twice")
             seen.add(peer.address)
+        self.check_families(node, loc, bgp.peers)
+
+    def check_families(self, node: str, loc: Loc, peers: list[BgpPeer]) -> None:
+        """Routes go to peers of their own family only (anycast.py): IPv6 over an IPv4 session would need an IPv6
+        next hop the upstream may not reach, and the reverse an IPv4 one. A family announced needs a peer of it;
+        a peer of a family not announced carries nothing."""
+        families = node_vip_families(self.site, node)
+        for version in sorted(families):
+            if not any(family(p.address) == version for p in peers):
+                self.error(
+                    (*loc, "peers"),
+                    f"node {node!r} announces IPv{version} anycast VIPs but has no IPv{version} peer: routes are "
+                    f"sent over sessions of their own family only (add a peer with an IPv{version} address)",
+                )
+        for i, peer in enumerate(peers):
+            version = family(peer.address)
+            if version not in families:
+                self.warn(
+                    (*loc, "peers", i, "address"),
+                    f"peer {peer.address} carries nothing: node {node!r} announces no IPv{version} anycast VIP",
+                )
 
     def check_vips(self, services: Mapping[str, Service]) -> None:
         taken: dict[str, str] = {}

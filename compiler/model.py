@@ -527,7 +527,8 @@ class BgpSite(StrictModel):
         ge=1,
         le=252,
         description="kernel routing table hacc owns on every node (not main 254, local 255 or default 253); "
-        "the daemon exports exactly its routes",
+        "the daemon exports exactly its routes (IPv6 with frr: the main table, protocol 104, as FRR 8.4 has no "
+        "`ipv6 import-table`)",
     )
     bfd: Bfd = Field(default_factory=Bfd, description="BFD settings of the BGP sessions")
     peer_groups: dict[SafeName, PeerGroup] = Field(min_length=1, description="upstream router groups, by name")

@@ -23,6 +23,11 @@ def _nodes(site: Path, name: str) -> list[Path]:
     return sorted(site.with_suffix("").glob(f"*/{name}"))
 
 
+def _fragments(name: str) -> list[Path]:
+    """One daemon's fragments of every golden site (anycast-*: IPv4, anycast6-*: IPv6 too)."""
+    return [conf for site in SITE_FILES for conf in _nodes(site, name)]
+
+
 @pytest.mark.parametrize("site", SITE_FILES, ids=[s.stem for s in SITE_FILES])
 def test_committed_tree_is_what_a_build_writes(site: Path) -> None:
     with chdir(site.parent):
@@ -32,8 +37,8 @@ def test_committed_tree_is_what_a_build_writes(site: Path) -> None:
 
 
 def test_frr_fragments_pass_vtysh_dryrun() -> None:
-    confs = _nodes(SITES / "anycast-frr.yaml", "frr.conf")
-    assert len(confs) == 2
+    confs = _fragments("frr.conf")
+    assert len(confs) == 5
     for conf in confs:
         run = subprocess.run(
             ["vtysh", "--dryrun", "--inputfile", str(conf)], capture_output=True, text=True, timeout=30
@@ -42,8 +47,8 @@ def test_frr_fragments_pass_vtysh_dryrun() -> None:
 
 
 def test_bird_fragments_pass_bird_parse(tmp_path: Path) -> None:
-    confs = _nodes(SITES / "anycast-bird.yaml", "bird-hacc.conf")
-    assert len(confs) == 2
+    confs = _fragments("bird-hacc.conf")
+    assert len(confs) == 5
     for conf in confs:
         shutil.copy(conf, tmp_path / conf.name)
         main_conf = tmp_path / "bird.conf"
@@ -104,3 +109,46 @@ def test_failover_lists_the_nodes_announcing_and_flags_no_announcer() -> None:
     with chdir(SITES):
         markdown = CliRunner().invoke(main, ["failover", "--format", "markdown", "anycast-frr.yaml"]).output
     assert "| lb2 down | lb1 | none (no route: disruptive) |" in markdown
+
+
+def _section(conf: str, start: str) -> str:
+    return conf.split(start, 1)[1].split(" exit-address-family", 1)[0]
+
+
+def test_each_family_goes_to_the_peers_of_that_family_only() -> None:
+    """IPv6 /128 routes: FRR redistributes the main table's kernel routes (no `ipv6 import-table` in 8.4)
+    through a route-map of the IPv6 anycast prefixes; a mixed peer group is activated peer by peer, a group of
+    one family whole. BIRD: a kernel protocol per family on hacc's table, channels likewise."""
+    frr = SITES / "anycast6-frr"
+    lb1 = (frr / "lb1" / "frr.conf").read_text()
+    v4, v6 = _section(lb1, "address-family ipv4 unicast"), _section(lb1, "address-family ipv6 unicast")
+    assert "neighbor 198.51.100.1 activate" in v4 and "2001:db8" not in v4 and "upstream activate" not in v4
+    assert "redistribute kernel route-map HACC-ANYCAST6" in v6 and "neighbor 2001:db8:100::1 activate" in v6
+    assert "198.51.100" not in v6 and "\nipv6 import-table" not in lb1
+    lb3 = (frr / "lb3" / "frr.conf").read_text()  # IPv6 only: no table import, the group activated whole
+    assert "ip import-table" not in lb3 and "ipv4 unicast" not in lb3 and "neighbor upstream activate" in lb3
+    docs = {
+        site: json.loads((SITES / site / "lb2" / "anycast.json").read_text())
+        for site in ("anycast6-frr", "anycast6-bird")
+    }
+    assert docs["anycast6-frr"]["ipv6_table"] == 254 and docs["anycast6-bird"]["ipv6_table"] == 100
+    assert docs["anycast6-frr"]["services"][0]["vips"] == ["192.0.2.53", "2001:db8:53::53"]
+    assert "ipv6_table" not in json.loads((SITES / "anycast-frr" / "lb1" / "anycast.json").read_text())
+    bird = (SITES / "anycast6-bird" / "lb3" / "bird-hacc.conf").read_text()
+    assert "ipv4" not in bird and "protocol kernel hacc_kernel6 {\n\tkernel table 100;" in bird
+
+
+def test_a_peer_of_a_family_the_node_does_not_announce_is_warned_about(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        (SITES / "anycast6-frr.yaml")
+        .read_text()
+        .replace("    address: 2001:db8:100::13/64\n", "    address: [198.51.100.13/24, 2001:db8:100::13/64]\n")
+        .replace(
+            'peers: [{address: "2001:db8:100::1"',
+            'peers: [{address: 198.51.100.1, group: upstream}, {address: "2001:db8:100::1"',
+        )
+    )
+    warnings = [w.message for w in build_from_path(site).warnings]
+    assert warnings == ["peer 198.51.100.1 carries nothing: node 'lb3' announces no IPv4 anycast VIP"]
+    assert "198.51.100.1" not in build_from_path(site).files["lb3/frr.conf"].split("address-family", 1)[1]
