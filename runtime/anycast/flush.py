@@ -1,8 +1,9 @@
 """`python -m hacc.runtime.anycast.flush NODE_DIR`: delete what a crashed `hacc run` left announced.
 
-For systemd's ExecStopPost (it runs after any stop, a crash or a watchdog kill included): every route in the
-table of NODE_DIR/anycast.json (hacc owns that table) and the local routes of its VIPs. `hacc run` does the
-same when it starts. Exit 0 also when there is no anycast.json (nothing to flush).
+For systemd's ExecStopPost (it runs after any stop, a crash or a watchdog kill included): every IPv4 route in
+the table of NODE_DIR/anycast.json (hacc owns that table), hacc's IPv6 routes (its protocol, in `ipv6_table`)
+and the local routes of its VIPs. `hacc run` does the same when it starts. Exit 0 also when there is no
+anycast.json (nothing to flush).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
         return 1
     kernel = Kernel()
     try:
-        gone = kernel.flush(spec.dev, spec.table, tuple(v for s in spec.services for v in s.vips))
+        gone = kernel.flush(spec.dev, spec.table, tuple(v for s in spec.services for v in s.vips), spec.ipv6_table)
     finally:
         kernel.close()
     print(f"anycast: {gone} route(s) flushed from table {spec.table}")

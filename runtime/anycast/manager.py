@@ -1,10 +1,10 @@
 """The asyncio side of anycast: checks, the routes in the daemon's table, the VIPs on the loopback.
 
-Announce: VIP on `dev` (lo), then the /32 route in `table` (the routing daemon exports it). Withdraw: the
-route first, then the VIP after `withdraw_grace` (packets in flight and the upstream's convergence still
-find it). `apply(spec)` is the reload step: services whose spec did not change keep their checks' state
-and their routes; a changed service is updated in place (checks that did not change keep running, added
-VIPs announced, removed ones withdrawn). `stop()` withdraws everything before `hacc run` exits.
+Announce: VIP on `dev` (lo), then the host route (/32, /128) in its table (the routing daemon exports it).
+Withdraw: the route first, then the VIP after `withdraw_grace` (packets in flight and the upstream's
+convergence still find it). `apply(spec)` is the reload step: services whose spec did not change keep
+their checks' state and their routes; a changed service is updated in place (checks that did not change
+keep running, added VIPs announced, removed ones withdrawn). `stop()` withdraws everything before `hacc run` exits.
 
 The routing daemon's pid file is polled: FRR before 10.7 (Debian 12 ships 8.4.4) does not export routes
 already in an imported table when it starts, so after a restart the announced routes are replaced, which
@@ -20,9 +20,10 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from socket import AF_INET, AF_INET6
 
 from hacc.runtime.aio import cancel_and_wait
-from hacc.runtime.anycast.spec import AnycastSpec, CheckSpec, ServiceSpec
+from hacc.runtime.anycast.spec import AnycastSpec, CheckSpec, ServiceSpec, Vip
 from hacc.runtime.anycast.state import AnnounceState, CheckState
 from hacc.runtime.process import run_command, split_command
 from pyroute2 import IPRoute
@@ -31,6 +32,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 log = logging.getLogger("hacc.anycast")
 
 RTPROT_STATIC = 4
+# hacc's IPv6 routes: FRR's go in the main table (compiler/anycast.py says why), where this protocol tells
+# them from everyone else's (deleted and flushed by it); BIRD's in hacc's table, the same way
+RTPROT_HACC = 104
 ESRCH = 3
 RT_TABLE_LOCAL = 255
 RT_SCOPE_HOST = 254
@@ -55,48 +59,59 @@ class Kernel:
             raise OSError(f"no interface {dev!r}")
         return int(found[0])
 
-    def add_vip(self, dev: str, vip: ipaddress.IPv4Address) -> None:
+    def _host_route(self, dev: str, table: int, vip: Vip) -> dict[str, object]:
+        """The attributes that name a route of hacc's: an IPv6 one also by its protocol (it may share main with
+        the same prefix learned by BGP)."""
+        route: dict[str, object] = {"dst": f"{vip}/{vip.max_prefixlen}", "oif": self._index(dev), "table": table}
+        if vip.version == 6:
+            route.update(family=AF_INET6, proto=RTPROT_HACC)
+        return route
+
+    def _local_route(self, dev: str, vip: Vip) -> dict[str, object]:
+        # the scope too: an IPv4 delete matches only the scope it names (pyroute2 names universe by default, and
+        # the local route stayed behind)
+        local = {"type": "local", "scope": RT_SCOPE_HOST, "proto": RTPROT_STATIC}
+        return {**self._host_route(dev, RT_TABLE_LOCAL, vip), **local}
+
+    def add_vip(self, dev: str, vip: Vip) -> None:
         """The VIP as a local route (AnyIP), not an interface address: zebra would make an address a connected
-        /32 that outranks the imported table route, and `redistribute table` would then announce nothing."""
-        self._ipr.route(
-            "replace",
-            dst=f"{vip}/32",
-            oif=self._index(dev),
-            table=RT_TABLE_LOCAL,
-            type="local",
-            scope=RT_SCOPE_HOST,
-            proto=RTPROT_STATIC,
-        )
+        host route that outranks the imported table route, and `redistribute table` would then announce nothing."""
+        self._ipr.route("replace", **self._local_route(dev, vip))
 
-    def del_vip(self, dev: str, vip: ipaddress.IPv4Address) -> None:
-        try:
-            self._ipr.route("del", dst=f"{vip}/32", oif=self._index(dev), table=RT_TABLE_LOCAL, type="local")
-        except NetlinkError as exc:
-            if exc.code != ESRCH:
-                raise
+    def del_vip(self, dev: str, vip: Vip) -> None:
+        self._delete(self._local_route(dev, vip))
 
-    def flush(self, dev: str, table: int, vips: tuple[ipaddress.IPv4Address, ...]) -> int:
-        """Every route of hacc's table (it owns the table) and these VIPs' local routes; how many routes went."""
+    def flush(self, dev: str, table: int, vips: tuple[Vip, ...], ipv6_table: int = 0) -> int:
+        """Every IPv4 route of hacc's table (it owns the table), hacc's IPv6 routes (by protocol) and these VIPs'
+        local routes; how many routes went."""
         gone = 0
-        for route in self._ipr.get_routes(family=2, table=table):
-            dst = route.get_attr("RTA_DST")
-            if route.get_attr("RTA_TABLE") == table and dst is not None:
-                self.del_route(dev, table, ipaddress.IPv4Address(dst))
-                gone += 1
+        for af, tab, match in ((AF_INET, table, {}), (AF_INET6, ipv6_table or table, {"proto": RTPROT_HACC})):
+            for route in self._ipr.get_routes(family=af, table=tab, **match):
+                dst = route.get_attr("RTA_DST")
+                if route.get_attr("RTA_TABLE") == tab and dst is not None:
+                    self.del_route(dev, tab, ipaddress.ip_address(dst))
+                    gone += 1
         for vip in vips:
             self.del_vip(dev, vip)
         return gone
 
-    def set_route(self, dev: str, table: int, vip: ipaddress.IPv4Address) -> None:
+    def set_route(self, dev: str, table: int, vip: Vip) -> None:
         """Add, or replace: a replace is reported to the routing daemon again (its restart resync)."""
-        self._ipr.route("replace", dst=f"{vip}/32", oif=self._index(dev), table=table, proto=RTPROT_STATIC)
+        self._ipr.route("replace", **{"proto": RTPROT_STATIC, **self._host_route(dev, table, vip)})
 
-    def del_route(self, dev: str, table: int, vip: ipaddress.IPv4Address) -> None:
+    def del_route(self, dev: str, table: int, vip: Vip) -> None:
+        self._delete(self._host_route(dev, table, vip))
+
+    def _delete(self, route: dict[str, object]) -> None:
         try:
-            self._ipr.route("del", dst=f"{vip}/32", oif=self._index(dev), table=table)
+            self._ipr.route("del", **route)
         except NetlinkError as exc:
             if exc.code != ESRCH:
                 raise
+
+
+def _vip_order(vip: Vip) -> tuple[int, int]:
+    return vip.version, int(vip)
 
 
 async def probe(check: CheckSpec) -> bool:
@@ -179,8 +194,8 @@ class AnycastManager:
         self._flushed = False
         self.spec = AnycastSpec("frr", 1, "lo", 0.0, 0.0, 1, 1.0, ())
         self.services: dict[str, _Service] = {}
-        self.announced: set[ipaddress.IPv4Address] = set()
-        self._vip_removals: dict[ipaddress.IPv4Address, asyncio.TimerHandle] = {}
+        self.announced: set[Vip] = set()
+        self._vip_removals: dict[Vip, asyncio.TimerHandle] = {}
         self._pid_task: asyncio.Task[None] | None = None
         self.events: list[tuple[float, str, str]] = []  # (wall time, announce|withdraw, service) for status
 
@@ -204,21 +219,21 @@ class AnycastManager:
         await asyncio.get_running_loop().run_in_executor(self._pool, lambda: None)
 
     # --- kernel side --------------------------------------------------------------------------
-    def announce(self, service: str, vips: tuple[ipaddress.IPv4Address, ...]) -> None:
+    def announce(self, service: str, vips: tuple[Vip, ...]) -> None:
         for vip in vips:
             timer = self._vip_removals.pop(vip, None)
             if timer is not None:
                 timer.cancel()
             self._submit(f"{service}: adding VIP {vip}", "add_vip", self.spec.dev, vip)
-            self._submit(f"{service}: announcing {vip}", "set_route", self.spec.dev, self.spec.table, vip)
+            self._submit(f"{service}: announcing {vip}", "set_route", self.spec.dev, self.spec.table_of(vip), vip)
             self.announced.add(vip)
         self.events.append((time.time(), "announce", service))
         log.info("%s: announced %s", service, ", ".join(map(str, vips)))
 
-    def withdraw(self, service: str, vips: tuple[ipaddress.IPv4Address, ...], *, keep_vip: bool = False) -> None:
+    def withdraw(self, service: str, vips: tuple[Vip, ...], *, keep_vip: bool = False) -> None:
         for vip in vips:
             # the route first: traffic stops coming; the VIP answers what is still in flight
-            self._submit(f"{service}: withdrawing {vip}", "del_route", self.spec.dev, self.spec.table, vip)
+            self._submit(f"{service}: withdrawing {vip}", "del_route", self.spec.dev, self.spec.table_of(vip), vip)
             self.announced.discard(vip)
             if not keep_vip and vip not in self._vip_removals:
                 dev = self.spec.dev
@@ -228,7 +243,7 @@ class AnycastManager:
         self.events.append((time.time(), "withdraw", service))
         log.info("%s: withdrawn %s", service, ", ".join(map(str, vips)))
 
-    def _remove_vip(self, dev: str, vip: ipaddress.IPv4Address) -> None:
+    def _remove_vip(self, dev: str, vip: Vip) -> None:
         self._vip_removals.pop(vip, None)
         if vip not in self.announced:
             self._submit(f"removing VIP {vip}", "del_vip", dev, vip)
@@ -244,9 +259,9 @@ class AnycastManager:
         if not self._flushed:
             # a crashed predecessor's routes must not stay announced: start from an empty table
             vips = tuple(v for s in desired.services for v in s.vips)
-            self._submit("flushing stale anycast routes", "flush", desired.dev, desired.table, vips)
+            self._submit("flushing stale anycast routes", "flush", desired.dev, desired.table, vips, desired.ipv6_table)
             self._flushed = True
-        if (desired.table, desired.dev) != (self.spec.table, self.spec.dev):
+        if (desired.table, desired.ipv6_table, desired.dev) != (self.spec.table, self.spec.ipv6_table, self.spec.dev):
             for name in list(self.services):
                 await self._remove(name)
                 changes.append(f"{name}: restarted (table or device changed)")
@@ -323,8 +338,8 @@ class AnycastManager:
                 log.info(
                     "routing daemon restarted (pid %s -> %s): re-announcing %d route(s)", last, pid, len(self.announced)
                 )
-                for vip in sorted(self.announced):
-                    self._submit(f"re-announcing {vip}", "set_route", self.spec.dev, self.spec.table, vip)
+                for vip in sorted(self.announced, key=_vip_order):
+                    self._submit(f"re-announcing {vip}", "set_route", self.spec.dev, self.spec.table_of(vip), vip)
             if pid:
                 last = pid
             await asyncio.sleep(PID_POLL)
@@ -336,5 +351,5 @@ class AnycastManager:
                 {"name": n, "announced": s.state.announced, "healthy": s.healthy}
                 for n, s in sorted(self.services.items())
             ],
-            "announced": sorted(str(v) for v in self.announced),
+            "announced": [str(v) for v in sorted(self.announced, key=_vip_order)],
         }

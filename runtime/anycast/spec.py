@@ -13,6 +13,9 @@ from typing import Any
 
 FILE_NAME = "anycast.json"
 FORMAT = 1
+RT_TABLE_MAIN = 254
+
+Vip = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,7 @@ class CheckSpec:
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     name: str
-    vips: tuple[ipaddress.IPv4Address, ...]
+    vips: tuple[Vip, ...]  # IPv4 first (the compiler's order)
     checks: tuple[CheckSpec, ...]
 
 
@@ -45,9 +48,15 @@ class AnycastSpec:
     flap_window: float
     services: tuple[ServiceSpec, ...]
     pid_file: str = ""  # the routing daemon's: a new pid means a restart, after which routes are replaced
+    # IPv6 routes' table: `table` for BIRD; main for FRR 8.4, which imports no IPv6 table (compiler/anycast.py)
+    ipv6_table: int = 0  # 0: `table`
 
     def service(self, name: str) -> ServiceSpec | None:
         return next((s for s in self.services if s.name == name), None)
+
+    def table_of(self, vip: Vip) -> int:
+        """The kernel table a VIP's route goes in."""
+        return (self.ipv6_table or self.table) if vip.version == 6 else self.table
 
 
 def _check(doc: dict[str, Any]) -> CheckSpec:
@@ -76,11 +85,14 @@ def parse_anycast(text: str, where: str) -> tuple[AnycastSpec | None, tuple[str,
         table = int(doc["table"])
         if not 1 <= table <= 252:
             raise ValueError(f"table {table} is outside 1-252")
+        ipv6_table = int(doc.get("ipv6_table", table))
+        if not 1 <= ipv6_table <= RT_TABLE_MAIN:
+            raise ValueError(f"ipv6_table {ipv6_table} is outside 1-{RT_TABLE_MAIN}")
         flap = doc["flap_limit"]
         services = tuple(
             ServiceSpec(
                 name=str(s["name"]),
-                vips=tuple(ipaddress.IPv4Address(v) for v in s["vips"]),
+                vips=tuple(ipaddress.ip_address(v) for v in s["vips"]),
                 checks=tuple(_check(c) for c in s["checks"]),
             )
             for s in doc["services"]
@@ -95,6 +107,7 @@ def parse_anycast(text: str, where: str) -> tuple[AnycastSpec | None, tuple[str,
             flap_window=float(flap["window"]),
             services=services,
             pid_file=str(doc.get("pid_file", "")),
+            ipv6_table=ipv6_table,
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return None, (f"{where}: {exc if not isinstance(exc, KeyError) else f'missing {exc}'}",)

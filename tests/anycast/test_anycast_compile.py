@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hacc.compiler import anycast
 from hacc.compiler.build import build_from_path
 from hacc.compiler.cli import main
+from hacc.runtime.anycast import manager
 
 SITES = Path(__file__).parent / "sites"
 SITE_FILES = sorted(SITES.glob("*.yaml"))
@@ -136,6 +138,10 @@ def test_each_family_goes_to_the_peers_of_that_family_only() -> None:
     assert "ipv6_table" not in json.loads((SITES / "anycast-frr" / "lb1" / "anycast.json").read_text())
     bird = (SITES / "anycast6-bird" / "lb3" / "bird-hacc.conf").read_text()
     assert "ipv4" not in bird and "protocol kernel hacc_kernel6 {\n\tkernel table 100;" in bird
+
+
+def test_the_runtime_writes_ipv6_routes_with_the_protocol_the_config_names() -> None:
+    assert manager.RTPROT_HACC == anycast.RTPROT_HACC
 
 
 def test_a_peer_of_a_family_the_node_does_not_announce_is_warned_about(tmp_path: Path) -> None:

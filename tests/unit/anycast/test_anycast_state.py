@@ -68,3 +68,19 @@ def test_the_compiled_file_reads_and_a_broken_one_is_refused() -> None:
     del doc["services"]
     assert parse_anycast(json.dumps(doc), "f")[1] == ("f: missing 'services'",)
     assert parse_anycast("{", "f")[0] is None
+
+
+def test_ipv6_vips_read_with_the_table_their_routes_go_in() -> None:
+    """FRR 8.4 imports no IPv6 table: the compiler names main for the IPv6 routes; BIRD's go in hacc's table."""
+    sites = TREE.parent
+    frr, _ = parse_anycast((sites / "anycast6-frr" / "lb2" / "anycast.json").read_text(), "frr")
+    bird, _ = parse_anycast((sites / "anycast6-bird" / "lb2" / "anycast.json").read_text(), "bird")
+    assert frr is not None and bird is not None
+    v4, v6 = frr.services[0].vips
+    assert (str(v4), str(v6)) == ("192.0.2.53", "2001:db8:53::53")
+    assert (frr.table_of(v4), frr.table_of(v6), bird.table_of(v6)) == (100, 254, 100)
+    ipv4_only, _ = parse_anycast((TREE / "lb1" / "anycast.json").read_text(), "f")
+    assert ipv4_only is not None and ipv4_only.table_of(v6) == 100  # no ipv6_table: hacc's table
+    doc = json.loads((sites / "anycast6-frr" / "lb2" / "anycast.json").read_text())
+    doc["ipv6_table"] = 255
+    assert parse_anycast(json.dumps(doc), "f") == (None, ("f: ipv6_table 255 is outside 1-254",))
