@@ -20,9 +20,9 @@ hacc never speaks BGP and never rewrites the routing daemon's config at run time
   session without one. A peer group made of one family's peers is enabled for it whole (`neighbor GROUP
   activate`, the template's channel); in a mixed group, each peer of the family is (the checks require a
   peer of every family a node announces).
-- `anycast.json`: what `hacc run` does (runtime/anycast/): the table, each service's VIPs and checks,
-  hold-down, withdraw grace and flap limit. A health change adds or deletes a route in table T; the daemon
-  config stays as written, so nothing is ever reloaded.
+- `anycast.json`: what `hacc run` does (runtime/anycast/): the table, each service's VIPs, checks and the
+  virtual servers whose IPVS quorum it needs, hold-down, withdraw grace and flap limit. A health change
+  adds or deletes a route in table T; the daemon config stays as written, so nothing is ever reloaded.
 
 Every text is a pure function of the site: sorted, no clock, byte-stable.
 """
@@ -34,7 +34,8 @@ import json
 from dataclasses import dataclass
 
 from .anycast_checks import anycast_services, router_id
-from .model import BgpPeer, BgpSite, Check, NodeBgp, Service, Site
+from .lvs_plan import resolve_virtual_server
+from .model import BgpPeer, BgpSite, Check, NodeBgp, Service, Site, VirtualServer
 from .resolve import Family, all_vips, family, vip_address
 
 ANYCAST_JSON = "anycast.json"
@@ -347,6 +348,15 @@ def _check_doc(name: str, check: Check) -> dict[str, object]:
     }
 
 
+def _pool_doc(name: str, service: Service, vs: VirtualServer) -> dict[str, object]:
+    """The IPVS service whose quorum the announcement needs, as hacc run keys it: protocol, address, port or
+    the fwmark alone (IPv4: the checks refuse fwmark pools of IPv6 real servers)."""
+    plan = resolve_virtual_server(name, service, vs)
+    if plan.fwmark is not None:
+        return {"fwmark": plan.fwmark}
+    return {"protocol": plan.protocol, "ip": plan.ip, "port": plan.port}
+
+
 def render_runtime(site: Site, bgp: BgpSite, plan: NodeAnycast) -> str:
     doc = {
         "format": ANYCAST_FORMAT,
@@ -362,6 +372,7 @@ def render_runtime(site: Site, bgp: BgpSite, plan: NodeAnycast) -> str:
                 "name": name,
                 "vips": plan.vips(service),
                 "checks": [_check_doc(c, site.checks[c]) for c in service.track],
+                "virtual_servers": [_pool_doc(name, service, vs) for vs in service.virtual_servers],
             }
             for name, service in plan.services
         ],

@@ -11,8 +11,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
+from .checks import check_virtual_servers
 from .errors import Diagnostic, Loc
 from .loader import SourceMap
+from .lvs_plan import LvsPlans
 from .model import BgpPeer, Service, Site
 from .resolve import (
     Family,
@@ -71,9 +73,10 @@ def router_id(site: Site, node: str) -> str | None:
 
 
 class _AnycastChecker:
-    def __init__(self, site: Site, smap: SourceMap) -> None:
+    def __init__(self, site: Site, smap: SourceMap, lvs: LvsPlans) -> None:
         self.site = site
         self.smap = smap
+        self.lvs = lvs
         self.out: list[Diagnostic] = []
 
     def error(self, loc: Loc, message: str) -> None:
@@ -117,11 +120,8 @@ class _AnycastChecker:
         for check in service.track:
             if check not in self.site.checks:
                 self.error((*loc, "track"), f"unknown check {check!r}")
-        if service.virtual_servers:
-            self.error(
-                (*loc, "virtual_servers"),
-                "virtual servers on an anycast service are not compiled yet (issue 16): run them in a VRRP service",
-            )
+        self.out += check_virtual_servers(self.site, self.smap, name, service, self.lvs.get(name, ()))
+        self.check_directors(name, service)
         for i, vip_set in enumerate(service.vips):
             for j, vip in enumerate(vip_set):
                 vloc = vip_loc(loc, service.vips, i, j)
@@ -132,6 +132,28 @@ class _AnycastChecker:
                     self.error(vloc, f"an anycast VIP is announced as a host route: write {vip_address(vip)}/{host}")
                 if vip.dev is not None or vip.label is not None:
                     self.error(vloc, "an anycast VIP goes on the loopback: 'dev' and 'label' do not apply")
+
+    def check_directors(self, name: str, service: Service) -> None:
+        """Several nodes announcing one VIP are directors behind the upstream's ECMP: every announce or withdraw
+        rehashes some flows onto another director, which has no connection entry for them."""
+        if len(service.nodes) < 2:
+            return
+        for i, plan in enumerate(self.lvs.get(name, ())):
+            loc: Loc = ("services", name, "virtual_servers", i)
+            if plan.lb_algo != "mh":
+                self.warn(
+                    (*loc, "lb_algo"),
+                    f"lb_algo {plan.lb_algo} on an anycast service announced by {len(service.nodes)} nodes: when "
+                    "the upstream's ECMP moves a flow to another node, that director picks a real server of its "
+                    "own and the connection breaks; 'mh' (Maglev hashing) picks the same one on every director "
+                    "(with net.ipv4.vs.sloppy_tcp=1 so a director takes over a flow that is already open)",
+                )
+            if plan.lb_kind == "NAT":
+                self.warn(
+                    (*loc, "lb_kind"),
+                    "lb_kind NAT on an anycast service announced by several nodes: each real server's replies "
+                    "must return through the director that forwarded the request; DR or TUN do not need that",
+                )
 
     def check_node(self, node: str) -> None:
         bgp = self.site.nodes[node].bgp
@@ -201,6 +223,7 @@ class _AnycastChecker:
                         taken[address] = f"used by anycast service {name!r}"
 
 
-def check_anycast(site: Site, smap: SourceMap) -> list[Diagnostic]:
-    """Every anycast/BGP problem of the site, errors and warnings (nothing stops at the first)."""
-    return _AnycastChecker(site, smap).run()
+def check_anycast(site: Site, smap: SourceMap, lvs: LvsPlans) -> list[Diagnostic]:
+    """Every anycast/BGP problem of the site, errors and warnings (nothing stops at the first); `lvs`: the
+    resolved virtual servers of every service (`lvs_plan.resolve_lvs`)."""
+    return _AnycastChecker(site, smap, lvs).run()

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .anycast import render_anycast, split_site
-from .anycast_checks import anycast_tracked, check_anycast
+from .anycast_checks import anycast_services, anycast_tracked, check_anycast
+from .anycast_hooks import render_hooks
 from .checks import check_healthy_ties, check_site
 from .errors import Diagnostic, SiteError
 from .loader import ShapeError, SourceMap, load_file
@@ -59,11 +60,11 @@ def compile_site(
     forget_derived()
     full = site
     site = split_site(full)  # the VRRP pipeline below sees VRRP services only; anycast is compiled apart
-    lvs = resolve_lvs(site)
+    lvs = resolve_lvs(full)  # every service's: anycast services run virtual servers too
     result = check_site(site, smap, lvs, secrets)
     by_anycast = {f"checks.{c}" for c in anycast_tracked(full)}
     diags = [d for d in result.diagnostics if not (d.field in by_anycast and "not tracked" in d.message)]
-    diags += check_anycast(full, smap)
+    diags += check_anycast(full, smap, lvs)
     alloc = allocate(_requests(site, smap, result.broken_services), lock, smap)
     diags += alloc.diagnostics
     instances = plan_instances(site, alloc.vrids, result.broken_services | _unallocated(site, alloc.vrids))
@@ -72,12 +73,22 @@ def compile_site(
     errors = [d for d in diags if d.severity == "error"]
     if errors:
         raise SiteError(sorted(set(diags)))
-    plan = plan_site(site, source, instances, lvs)
+    members = {name: s.nodes for name, s in anycast_services(full).items()}
+    plan = plan_site(site, source, instances, lvs, members)
     lock_text = render_lock(alloc.vrids)
     return BuildResult(
         site=site,
         plan=plan,
-        files=dict(sorted({**render_site(plan), **rollout_files(plan), **render_anycast(full, source)}.items())),
+        files=dict(
+            sorted(
+                {
+                    **render_site(plan),
+                    **rollout_files(plan),
+                    **render_anycast(full, source),
+                    **render_hooks(full, source),
+                }.items()
+            )
+        ),
         lock_text=lock_text,
         lock_changed=dict(lock) != alloc.vrids,
         warnings=tuple(sorted(set(diags))),

@@ -620,3 +620,15 @@ def check_healthy_ties(site: Site, instances: Sequence[InstancePlan], smap: Sour
                 )
             )
     return out
+
+
+def check_virtual_servers(
+    site: Site, smap: SourceMap, name: str, service: Service, plans: tuple[VirtualServerPlan, ...]
+) -> list[Diagnostic]:
+    """One service's virtual servers checked as a VRRP service's are (anycast_checks.py, whose services
+    check_site does not see: the VRRP checks would not apply to them)."""
+    checker = _Checker(site, smap, {name: plans}, None)
+    loc: Loc = ("services", name)
+    for i, (vs, plan) in enumerate(zip(service.virtual_servers, plans, strict=True)):
+        checker.check_virtual_server((*loc, "virtual_servers", i), name, service, vs, plan)
+    return checker.result.diagnostics

@@ -116,6 +116,10 @@ class VirtualServerPlan:
     real_servers: tuple[RealServerPlan, ...]
     write_quorum: bool = field(compare=False)  # the site sets quorum, so the config states it
     write_hysteresis: bool = field(compare=False)
+    # anycast services (issue 16): keepalived's quorum_up / quorum_down run the node's anycast.sh, which adds
+    # or deletes the service's routes; `hacc run` announces natively and never runs these two
+    quorum_up: str | None = None
+    quorum_down: str | None = None
 
     @property
     def address(self) -> str:
@@ -197,8 +201,23 @@ def resolve_real_server(rs: RealServer, vs: VirtualServer) -> RealServerPlan:
     )
 
 
-def resolve_virtual_server(service_name: str, service: Service, vs: VirtualServer) -> VirtualServerPlan:
+ANYCAST_HOOK = "anycast.sh"
+
+
+def anycast_hook(config_dir: str, action: Literal["up", "down"], service_name: str, pool: int) -> str:
+    """The command keepalived runs when virtual server number `pool` (1-based) of an anycast service gains or
+    loses quorum (a service name is a SafeName: letters, digits, '_', '-', so the line needs no quoting inside
+    keepalived's quotes). The script announces the service while every one of its pools holds quorum."""
+    return f"{config_dir}/{ANYCAST_HOOK} {action} {service_name} {pool}"
+
+
+def resolve_virtual_server(
+    service_name: str, service: Service, vs: VirtualServer, config_dir: str | None = None, pool: int = 1
+) -> VirtualServerPlan:
+    """`config_dir`: where the node's files are deployed, for an anycast service's quorum hooks; `pool`: the
+    virtual server's number in its service (1-based), which the hooks name."""
     sorry = vs.sorry_server
+    hooks = config_dir if service.mode == "anycast" else None
     return VirtualServerPlan(
         service=service_name,
         ip=virtual_server_ip(service, vs),
@@ -215,6 +234,8 @@ def resolve_virtual_server(service_name: str, service: Service, vs: VirtualServe
         real_servers=tuple(resolve_real_server(rs, vs) for rs in vs.real_servers),
         write_quorum=vs.quorum is not None,
         write_hysteresis=vs.hysteresis is not None,
+        quorum_up=None if hooks is None else anycast_hook(hooks, "up", service_name, pool),
+        quorum_down=None if hooks is None else anycast_hook(hooks, "down", service_name, pool),
     )
 
 
@@ -224,6 +245,9 @@ LvsPlans = Mapping[str, tuple[VirtualServerPlan, ...]]  # service name -> its vi
 def resolve_lvs(site: Site) -> LvsPlans:
     """Every service's virtual servers, resolved once per build: the checks and the planner share them."""
     return {
-        name: tuple(resolve_virtual_server(name, service, vs) for vs in service.virtual_servers)
+        name: tuple(
+            resolve_virtual_server(name, service, vs, site.notify.config_dir, i)
+            for i, vs in enumerate(service.virtual_servers, start=1)
+        )
         for name, service in site.services.items()
     }

@@ -5,7 +5,7 @@ Built only from services that passed the checks; rendering is a pure function of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
@@ -208,7 +208,15 @@ def _per_member(site: Site, inst: InstancePlan) -> list[NodeInstance]:
     return out
 
 
-def plan_site(site: Site, source: str, instances: list[InstancePlan], lvs: LvsPlans) -> SitePlan:
+def plan_site(
+    site: Site,
+    source: str,
+    instances: list[InstancePlan],
+    lvs: LvsPlans,
+    anycast: Mapping[str, Sequence[str]] | None = None,
+) -> SitePlan:
+    """`anycast`: each anycast service's member nodes (the VRRP `site` does not hold those services); a
+    member runs the service's virtual servers, whose quorum hooks announce and withdraw it."""
     # one pass over the instances, not one per node: a site's cost follows its number of instances
     by_node: dict[str, list[NodeInstance]] = {name: [] for name in site.nodes}
     for inst in instances:
@@ -218,7 +226,9 @@ def plan_site(site: Site, source: str, instances: list[InstancePlan], lvs: LvsPl
     for node_name, mine in by_node.items():
         node = site.nodes[node_name]
         tracked = sorted({c for ni in mine for c in ni.plan.track if site.checks[c].interface is None})
-        services = sorted({ni.plan.service for ni in mine})
+        services = sorted(
+            {ni.plan.service for ni in mine} | {a for a, members in (anycast or {}).items() if node_name in members}
+        )
         vservers = [vs for svc in services for vs in lvs[svc]]
         nodes.append(
             NodePlan(

@@ -159,6 +159,9 @@ def virtual_server_text(vs: VirtualServerPlan, checker: CheckerText = checker_te
     ]
     if vs.sorry_server is not None:
         out.append(f"    sorry_server {vs.sorry_server.address} {vs.sorry_server.port}\n")
+    if vs.quorum_up is not None and vs.quorum_down is not None:
+        # omega: keepalived runs quorum_down when it stops or a reload drops the virtual server too
+        out.append(f'    quorum_up "{vs.quorum_up}"\n    quorum_down "{vs.quorum_down}"\n    omega\n')
     out += [real_server_text(rs, checker) for rs in vs.real_servers]
     out.append("}\n")
     return "".join(out)

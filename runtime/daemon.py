@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     # imported where first used: IPVS and the checkers with the first virtual_server, smtplib and email
     # with smtp settings, so a VRRP-only node loads neither (tests/integration/test_lazy_imports.py)
     from hacc.runtime.ipvs.netlink import IpvsBackend
-    from hacc.runtime.lvs import LvsManager
+    from hacc.runtime.lvs import LvsManager, QuorumWatcher
     from hacc.runtime.smtp import SmtpAlerter
 
 log = logging.getLogger("hacc.daemon")
@@ -120,6 +120,7 @@ class Daemon:
         self._make_ipvs = ipvs
         self._ipvs_owned = ipvs_owned
         self.lvs: LvsManager | None = None  # created with the first virtual_server: VRRP-only nodes never load ip_vs
+        self.quorum_watcher: QuorumWatcher | None = None  # anycast services follow their pools' quorum
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -288,7 +289,12 @@ class Daemon:
             from hacc.runtime.lvs import LvsManager
 
             lvs = LvsManager(
-                (self._make_ipvs or PyrouteIpvs)(), self._notify, _crash_in_loop, lambda: self._smtp, self._ipvs_owned
+                (self._make_ipvs or PyrouteIpvs)(),
+                self._notify,
+                _crash_in_loop,
+                lambda: self._smtp,
+                self._ipvs_owned,
+                self.quorum_watcher,
             )
             try:
                 await lvs.open()

@@ -99,6 +99,18 @@ def load_node(path: Path, *, config_id: str | None = None, identify: bool = True
     errors += conversion.errors
     if errors:
         return Loaded(revision, None, tuple(errors), tuple(warnings))
+    if anycast is not None:
+        # an anycast pool keepalived.conf does not run would never have quorum: the service would never be
+        # announced, silently
+        running = {vs.key for vs in conversion.spec.virtual_servers}
+        errors += [
+            f"{anycast_path}: service {svc.name} needs the quorum of virtual server {key}, which {path} does not define"
+            for svc in anycast.services
+            for key in svc.virtual_servers
+            if key not in running
+        ]
+        if errors:
+            return Loaded(revision, None, tuple(errors), tuple(warnings))
     spec, refused = secure_spec(conversion.spec, result.config.global_defs)
     warnings += [f"{path}: warning: {problem}" for problem in refused]
     return Loaded(revision, spec, (), tuple(warnings), anycast)

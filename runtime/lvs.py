@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hacc.runtime.check.process import CheckerProcess, CheckerProcessError
 from hacc.runtime.check.runner import CheckerBrief
@@ -56,6 +56,17 @@ class LvsCounters:
     quorum_changes: int = 0
 
 
+class QuorumWatcher(Protocol):
+    """Told each virtual server's quorum (anycast: a service is announced while its pools hold quorum)."""
+
+    def claims(self, key: ServiceKey) -> bool:
+        """True: the watcher acts on this virtual server's quorum, so its quorum_up / quorum_down (the
+        keepalived-side anycast hooks) are not run."""
+        ...
+
+    def quorum_changed(self, quorum: Mapping[ServiceKey, bool]) -> None: ...
+
+
 class LvsManager:
     def __init__(
         self,
@@ -64,8 +75,10 @@ class LvsManager:
         on_crash: Callable[[BaseException], None],
         smtp: Callable[[], SmtpAlerter | None] = lambda: None,
         owned_file: Path | None = None,
+        watcher: QuorumWatcher | None = None,
     ) -> None:
         self.backend = backend
+        self.watcher = watcher
         self.specs: tuple[VirtualServerSpec, ...] = ()
         self.health: dict[RealServerId, RealServerHealth] = {}
         self.quorum: dict[ServiceKey, bool] = {}
@@ -228,6 +241,7 @@ class LvsManager:
         assert self.kernel is not None
         entries: list[ServiceEntry] = []
         ops: list[Op] = []
+        before = dict(self.quorum)
         for group in _groups(specs, PASS_STEP):
             result = desired_table(group, self.health, {vs.key: self.quorum[vs.key] for vs in group
                                                         if vs.key in self.quorum})  # fmt: skip
@@ -235,7 +249,7 @@ class LvsManager:
             for change in result.changes:
                 self.counters.quorum_changes += 1
                 log.info("%s", change)
-                if change.script:
+                if change.script and not (self.watcher is not None and self.watcher.claims(change.service)):
                     owner = next(vs for vs in group if vs.key == change.service)
                     self._notify.run_line(
                         change.script, str(change.service), user=owner.script_user, group=owner.script_group
@@ -245,6 +259,8 @@ class LvsManager:
             await asyncio.sleep(0)
         wanted = {vs.key for vs in self.specs}
         self.quorum = {key: up for key, up in self.quorum.items() if key in wanted}
+        if self.watcher is not None and self.quorum != before:
+            self.watcher.quorum_changed(dict(self.quorum))
         return IpvsTable.build(entries), tuple(ops)
 
     def _schedule_retry(self) -> None:

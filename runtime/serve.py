@@ -30,7 +30,10 @@ from hacc.runtime.reload import ConfigWatcher, Reloader
 from hacc.runtime.sdnotify import Notifier
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from hacc.runtime.anycast.manager import AnycastManager  # with the first anycast.json
+    from hacc.runtime.ipvs.model import ServiceKey
     from hacc.runtime.ipvs.netlink import IpvsBackend
     from hacc.runtime.metrics import MetricsExporter  # imported only with --metrics / --metrics-textfile
 
@@ -72,6 +75,10 @@ class Service:
         owned = None if lvs_dry_run else socket.with_name(socket.name + ".ipvs-owned.json")
         self.daemon = Daemon(ipvs=_memory_ipvs if lvs_dry_run else None, ipvs_owned=owned)
         self.anycast: AnycastManager | None = None
+        # anycast pools: the virtual servers of the revision being applied, and their last quorum
+        self._claimed: frozenset[ServiceKey] = frozenset()
+        self._quorum: dict[ServiceKey, bool] = {}
+        self.daemon.quorum_watcher = self
         self.crash: BaseException | None = None
         self._stopping = asyncio.Event()
         self.notifier = Notifier()
@@ -90,6 +97,7 @@ class Service:
         explicit = not trigger.startswith("file")
         if explicit:
             self.notifier.reloading()
+        self._claim(loaded)
         line = await self.daemon.reload(loaded, trigger)
         await self._apply_anycast(loaded)
         if explicit:
@@ -98,14 +106,31 @@ class Service:
             self.notifier.status(self.summary())
         return line
 
+    # --- the LVS side's QuorumWatcher (lvs.py) ---------------------------------------------------
+    def _claim(self, loaded: Loaded) -> None:
+        """Before the LVS side applies `loaded`: the pools anycast.json names announce natively, so their
+        quorum hooks (anycast.sh, for keepalived-run nodes) never run under hacc run, not even at start-up."""
+        if loaded.spec is not None:
+            services = loaded.anycast.services if loaded.anycast is not None else ()
+            self._claimed = frozenset(k for svc in services for k in svc.virtual_servers)
+
+    def claims(self, key: ServiceKey) -> bool:
+        return key in self._claimed
+
+    def quorum_changed(self, quorum: Mapping[ServiceKey, bool]) -> None:
+        self._quorum = dict(quorum)
+        if self.anycast is not None:
+            self.anycast.set_quorum(self._quorum)
+
     async def _apply_anycast(self, loaded: Loaded) -> None:
-        """anycast.json's services (runtime/anycast/), after the VRRP side of the same revision."""
+        """anycast.json's services (runtime/anycast/), after the VRRP and LVS sides of the same revision."""
         if loaded.spec is None or (loaded.anycast is None and self.anycast is None):
             return
         if self.anycast is None:
             from hacc.runtime.anycast.manager import AnycastManager
 
             self.anycast = AnycastManager()
+            self.anycast.set_quorum(self._quorum)  # the first IPVS pass ran before the manager existed
         line = await self.anycast.apply(loaded.anycast)
         log.log(logging.DEBUG if line.endswith("no change") else logging.INFO, "%s", line)
 
@@ -156,7 +181,8 @@ class Service:
 
     async def _status(self) -> dict[str, Any]:
         status = await self.daemon.status_async()
-        return {**status, "config": str(self.config_path.absolute()), "summary": self.summary()}
+        anycast = self.anycast.status() if self.anycast is not None else None
+        return {**status, "anycast": anycast, "config": str(self.config_path.absolute()), "summary": self.summary()}
 
     def _reload_command(self) -> dict[str, Any]:
         self.reloader.request("control socket")
@@ -177,6 +203,7 @@ class Service:
         for sig in DUMP_SIGNALS:
             loop.add_signal_handler(sig, self._dump, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reloader.request, "SIGHUP")
+        self._claim(initial)
         try:
             await self.daemon.start(initial)
         except (DaemonError, NetError, OSError) as exc:

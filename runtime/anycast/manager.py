@@ -1,10 +1,12 @@
 """The asyncio side of anycast: checks, the routes in the daemon's table, the VIPs on the loopback.
 
-Announce: VIP on `dev` (lo), then the host route (/32, /128) in its table (the routing daemon exports it).
-Withdraw: the route first, then the VIP after `withdraw_grace` (packets in flight and the upstream's
-convergence still find it). `apply(spec)` is the reload step: services whose spec did not change keep
-their checks' state and their routes; a changed service is updated in place (checks that did not change
-keep running, added VIPs announced, removed ones withdrawn). `stop()` withdraws everything before `hacc run` exits.
+A service is healthy while its checks pass and every virtual server it names holds quorum (`set_quorum`, fed
+by the LVS side after each IPVS pass). Announce: VIP on `dev` (lo), then the host route (/32, /128) in its
+table (the routing daemon exports it). Withdraw: the route first, then the VIP after `withdraw_grace`
+(packets in flight and the upstream's convergence still find it). `apply(spec)` is the reload step:
+services whose spec did not change keep their checks' state and their routes; a changed service is updated
+in place (checks that did not change keep running, added VIPs announced, removed ones withdrawn). `stop()`
+withdraws everything before `hacc run` exits.
 
 The routing daemon's pid file is polled: FRR before 10.7 (Debian 12 ships 8.4.4) does not export routes
 already in an imported table when it starts, so after a restart the announced routes are replaced, which
@@ -18,13 +20,14 @@ import concurrent.futures
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from socket import AF_INET, AF_INET6
 
 from hacc.runtime.aio import cancel_and_wait
 from hacc.runtime.anycast.spec import AnycastSpec, CheckSpec, ServiceSpec, Vip
 from hacc.runtime.anycast.state import AnnounceState, CheckState
+from hacc.runtime.ipvs.model import ServiceKey
 from hacc.runtime.process import run_command, split_command
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -151,7 +154,9 @@ class _Service:
 
     @property
     def healthy(self) -> bool:
-        return all(c.ok for c in self.checks.values())
+        # a pool whose quorum is not known yet (not in the IPVS pass so far) counts as lost
+        pools = self.owner.quorum
+        return all(c.ok for c in self.checks.values()) and all(pools.get(k) is True for k in self.spec.virtual_servers)
 
     async def _run(self, check: CheckSpec) -> None:
         loop = asyncio.get_running_loop()
@@ -198,6 +203,18 @@ class AnycastManager:
         self._vip_removals: dict[Vip, asyncio.TimerHandle] = {}
         self._pid_task: asyncio.Task[None] | None = None
         self.events: list[tuple[float, str, str]] = []  # (wall time, announce|withdraw, service) for status
+        self.quorum: dict[ServiceKey, bool] = {}  # each IPVS service's quorum, from the LVS side
+
+    def set_quorum(self, quorum: Mapping[ServiceKey, bool]) -> None:
+        """The virtual servers' quorum after an IPVS pass: services whose pools changed are evaluated again."""
+        old, self.quorum = self.quorum, dict(quorum)
+        for svc in self.services.values():
+            moved = [k for k in svc.spec.virtual_servers if old.get(k) != self.quorum.get(k)]
+            if moved:
+                for key in moved:
+                    state = {True: "holds quorum", False: "lost quorum", None: "is gone"}[self.quorum.get(key)]
+                    log.info("%s: virtual server %s %s", svc.spec.name, key, state)
+                svc.evaluate()
 
     def _on_thread(self, op: str, *args: object) -> None:
         if self._kernel is None:
@@ -348,7 +365,12 @@ class AnycastManager:
         return {
             "table": self.spec.table,
             "services": [
-                {"name": n, "announced": s.state.announced, "healthy": s.healthy}
+                {
+                    "name": n,
+                    "announced": s.state.announced,
+                    "healthy": s.healthy,
+                    "quorum": {str(k): self.quorum.get(k) for k in s.spec.virtual_servers},
+                }
                 for n, s in sorted(self.services.items())
             ],
             "announced": [str(v) for v in sorted(self.announced, key=_vip_order)],

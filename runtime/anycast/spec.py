@@ -9,7 +9,11 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    # imported where used: a node without anycast pools never loads the IPVS side
+    from hacc.runtime.ipvs.model import Protocol, ServiceKey
 
 FILE_NAME = "anycast.json"
 FORMAT = 1
@@ -35,6 +39,8 @@ class ServiceSpec:
     name: str
     vips: tuple[Vip, ...]  # IPv4 first (the compiler's order)
     checks: tuple[CheckSpec, ...]
+    # the IPVS services (keepalived.conf's virtual servers) whose quorum the announcement needs, every one
+    virtual_servers: tuple[ServiceKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,17 @@ def _check(doc: dict[str, Any]) -> CheckSpec:
     )
 
 
+def _pool(doc: dict[str, Any]) -> ServiceKey:
+    from hacc.runtime.ipvs.model import ServiceKey
+
+    if "fwmark" in doc:
+        return ServiceKey.mark(int(doc["fwmark"]))
+    protocol = str(doc["protocol"])
+    if protocol not in ("TCP", "UDP", "SCTP"):
+        raise ValueError(f"virtual server protocol {protocol!r} is not TCP, UDP or SCTP")
+    return ServiceKey.inet(cast("Protocol", protocol), str(ipaddress.ip_address(doc["ip"])), int(doc["port"]))
+
+
 def parse_anycast(text: str, where: str) -> tuple[AnycastSpec | None, tuple[str, ...]]:
     """(spec, ()) or (None, errors naming `where`)."""
     try:
@@ -94,6 +111,7 @@ def parse_anycast(text: str, where: str) -> tuple[AnycastSpec | None, tuple[str,
                 name=str(s["name"]),
                 vips=tuple(ipaddress.ip_address(v) for v in s["vips"]),
                 checks=tuple(_check(c) for c in s["checks"]),
+                virtual_servers=tuple(_pool(v) for v in s.get("virtual_servers", ())),
             )
             for s in doc["services"]
         )
