@@ -40,7 +40,7 @@ def test_committed_tree_is_what_a_build_writes(site: Path) -> None:
 
 def test_frr_fragments_pass_vtysh_dryrun() -> None:
     confs = _fragments("frr.conf")
-    assert len(confs) == 5
+    assert len(confs) == 7  # anycast-frr 2, anycast6-frr 3, anycast-lvs 2
     for conf in confs:
         run = subprocess.run(
             ["vtysh", "--dryrun", "--inputfile", str(conf)], capture_output=True, text=True, timeout=30
