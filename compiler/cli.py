@@ -34,6 +34,7 @@ _LAZY_COMMANDS: dict[str, str] = {
     "run": "hacc.runtime.cli:run",
     "status": "hacc.runtime.cli:status",
     "systemd-unit": "hacc.runtime.cli:systemd_unit",
+    "anycast-flush": "hacc.runtime.cli:anycast_flush",
     "sync": "hacc.runtime.gitops.cli:sync",
     "diff": "hacc.compiler.review_cli:diff",
     "failover": "hacc.compiler.review_cli:failover",

@@ -194,6 +194,18 @@ def systemd_unit(install: bool, root: Path) -> None:
     click.echo("then: systemctl daemon-reload && systemctl enable --now hacc")
 
 
+@click.command("anycast-flush")
+@click.argument("node_dir", type=click.Path(file_okay=False, path_type=Path))
+def anycast_flush(node_dir: Path) -> None:
+    """Withdraw what a stopped or crashed `hacc run` left announced (NODE_DIR/anycast.json's routes and VIPs).
+
+    hacc.service runs it as ExecStopPost, after every stop, a crash or a watchdog kill included; `hacc run`
+    does the same when it starts. Nothing to do (exit 0) without anycast.json."""
+    from hacc.runtime.anycast.flush import main as flush
+
+    sys.exit(flush([str(node_dir)]))
+
+
 def _sync_state(node_dir: str | None) -> dict[str, Any] | None:
     """`hacc sync`'s state when NODE_DIR is its `DIR/current` (the state file sits in DIR)."""
     if node_dir is None:

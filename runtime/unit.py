@@ -28,6 +28,8 @@ EnvironmentFile=-/etc/default/hacc
 ExecStartPre={hacc} run --config-test -f ${{HACC_NODE_DIR}}/keepalived.conf
 ExecStart={hacc} run ${{HACC_NODE_DIR}} $HACC_OPTS
 ExecReload=/bin/kill -HUP $MAINPID
+# after any stop (a crash or a watchdog kill too): no anycast route stays announced by a dead daemon
+ExecStopPost=-{hacc} anycast-flush ${{HACC_NODE_DIR}}
 # SIGTERM to hacc alone: it resigns (priority 0), removes its VIPs and lets its STOP notify scripts
 # finish; whatever is left after TimeoutStopSec is killed
 KillMode=mixed

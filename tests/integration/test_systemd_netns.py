@@ -86,7 +86,8 @@ def test_shipped_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit.write_text(out)
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    for needed in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "CAP_NET_RAW", "CAP_NET_ADMIN", "WatchdogSec="):
+    needed_lines = ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "CAP_NET_RAW", "CAP_NET_ADMIN", "WatchdogSec=")
+    for needed in (*needed_lines, " anycast-flush ${HACC_NODE_DIR}"):
         assert needed in out
     # the check can fail: a broken directive is reported on stderr
     broken = tmp_path / "broken.service"
