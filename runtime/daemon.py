@@ -148,6 +148,8 @@ class Daemon:
         self.scripts.clear()
         for instance in self.instances.values():
             instance.stop()
+        if self.lvs is not None:
+            self.lvs.shutdown()  # omega scripts, drained below with the STOP notify scripts
         if not await self._executor.join(SHUTDOWN_GRACE):
             log.error("VIP removal still pending at shutdown")
         await self._notify.drain(SHUTDOWN_GRACE)

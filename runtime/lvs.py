@@ -34,7 +34,14 @@ from hacc.runtime.ipvs.fromconf import VirtualServerSpec
 from hacc.runtime.ipvs.model import IpvsTable, ServiceEntry, ServiceKey
 from hacc.runtime.ipvs.netlink import IpvsBackend
 from hacc.runtime.ipvs.owned import read_owned, write_owned
-from hacc.runtime.ipvs.table import RealServerHealth, RealServerId, desired_table, initial_health
+from hacc.runtime.ipvs.table import (
+    QuorumChange,
+    RealServerHealth,
+    RealServerId,
+    desired_table,
+    initial_health,
+    shutdown_notifies,
+)
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.notify import NotifyRunner
 from hacc.runtime.smtp import SmtpAlerter
@@ -125,6 +132,9 @@ class LvsManager:
     async def apply(self, specs: Sequence[VirtualServerSpec]) -> list[str]:
         """A new config's virtual servers (start-up or reload); returns what failed."""
         assert self._checkers is not None
+        kept = {vs.key for vs in specs}
+        # keepalived runs a dropped omega virtual server's notify_down / quorum_down, as at shutdown
+        self._run_omega([vs for vs in self.specs if vs.key not in kept])
         self.specs = tuple(specs)
         wanted = {(vs.key, rs.key): rs.checkers for vs in self.specs for rs in vs.real_servers if rs.checkers}
         added = await self._checkers.apply(wanted)  # equal specs: state and timers kept
@@ -148,6 +158,24 @@ class LvsManager:
             self._owned_written = True
         self._owned = owned
         return failures
+
+    def shutdown(self) -> None:
+        """`hacc run` is stopping: the omega virtual servers' notify_down and quorum_down scripts start (the
+        daemon drains them with its other scripts). The IPVS entries themselves stay (see the module doc)."""
+        self._run_omega(self.specs)
+
+    def _run_omega(self, specs: Sequence[VirtualServerSpec]) -> None:
+        by_key = {vs.key: vs for vs in specs}
+        for change in shutdown_notifies(specs, self.health):
+            vs = by_key[change.service]
+            if isinstance(change, QuorumChange):
+                if self.watcher is not None and self.watcher.claims(change.service):
+                    continue  # an anycast pool: the anycast side withdraws by itself
+                arg = str(change.service)
+            else:
+                arg = f"{change.service} {change.real_server}"
+            if change.script:
+                self._notify.run_line(change.script, arg, user=vs.script_user, group=vs.script_group)
 
     # --- checker transitions ------------------------------------------------------------------
     def _on_check(self, key: RealServerId, up: bool, weight: int | None, reason: str) -> None:

@@ -135,3 +135,65 @@ def test_checkers_follow_real_servers_and_survive_a_reload(make_lan: MakeLan, no
     servers[3] = start_server(nodes, lan, 3, tmp_path)
     assert wait_until(lambda: real_servers(director)[rs3]["up"] is True, 10), director.log()
     assert "Enabling real server" in director.log()
+
+
+OMEGA_VS = """
+virtual_server 192.0.2.%d 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    quorum_down "/bin/sh -c 'echo quorum_down %d >> %s'"
+%s%s}
+"""
+OMEGA_RS = """    real_server %s 80 {
+        weight 1
+        notify_down "/bin/sh -c 'echo notify_down %s >> %s'"
+        TCP_CHECK {
+            connect_port 8080
+            connect_timeout 1
+            retry 0
+        }
+    }
+"""
+
+
+def omega_conf(log: Path, vs_hosts: tuple[int, ...]) -> str:
+    blocks = "".join(
+        OMEGA_VS % (host, host, log, "    omega\n", OMEGA_RS % (Lan.address(2), Lan.address(2), log))
+        for host in vs_hosts
+    )
+    # a twin without omega: keepalived runs nothing for it when it stops
+    plain = OMEGA_VS % (99, 99, log, "", OMEGA_RS % (Lan.address(3), Lan.address(3), log))
+    return vrrp_conf(priority=150, router_id="dir") + blocks + plain
+
+
+def test_omega_scripts_run_when_a_virtual_server_is_dropped_and_when_hacc_stops(
+    make_lan: MakeLan, nodes: Nodes, tmp_path: Path
+) -> None:
+    """keepalived's `omega`: a live real server's notify_down and the virtual server's quorum_down run when the
+    virtual server goes away, by a reload dropping it or by the daemon stopping; without omega nothing runs."""
+    lan = make_lan(3)
+    for i in (2, 3):
+        start_server(nodes, lan, i, tmp_path)
+    log = tmp_path / "omega.log"
+    director = nodes.hacc(lan.ns(1), omega_conf(log, (101, 102)), "--lvs-dry-run")
+
+    def all_up() -> bool:
+        try:
+            lvs = hacc_status(director)["lvs"]
+        except (OSError, ValueError):
+            return False
+        assert isinstance(lvs, dict)
+        return len(lvs["virtual_servers"]) == 3 and all(
+            rs["up"] is True for vs in lvs["virtual_servers"] for rs in vs["real_servers"]
+        )
+
+    assert wait_until(all_up, 15), director.log()
+    assert not log.exists()
+    (director.workdir / "keepalived.conf").write_text(omega_conf(log, (101,)))  # 102 dropped by a reload
+    expected = {f"notify_down {Lan.address(2)}", "quorum_down 102"}
+    assert wait_until(lambda: log.exists() and set(log.read_text().splitlines()) == expected, 10), director.log()
+    assert director.terminate(15) == 0, director.log()
+    lines = log.read_text().splitlines()
+    assert sorted(lines[2:]) == sorted([f"notify_down {Lan.address(2)}", "quorum_down 101"]), lines
