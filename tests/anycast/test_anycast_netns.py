@@ -2,7 +2,9 @@
 `hacc build` wrote, and an upstream FRR router whose BGP table is read back. Both nodes announce 192.0.2.53
 (two ECMP paths); a failing check on one node withdraws its path and its recovery re-announces it; an FRR
 restart on a node is followed by re-announcement (FRR 8.4 does not export routes already in an imported
-table); `hacc run` stopped withdraws before it exits. One lab for the module: about 25 s."""
+table); `hacc run` stopped withdraws before it exits. The lab is dual-stack: a second service announces an IPv6
+VIP over the IPv6 sessions (hacc's /128 routes in main, FRR 8.4 importing no IPv6 table) and follows the same
+failures. One lab for the module: about 25 s."""
 
 from __future__ import annotations
 
@@ -12,16 +14,17 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from anycast_lab import TEST_BFD_MS, VIP, AnycastLab, sh, wait_until
+from anycast_lab import TEST_BFD_MS, VIP, VIP6, AnycastLab, node_ip6, sh, wait_until
 
 pytestmark = pytest.mark.netns
 
 LB1, LB2 = "198.51.100.11", "198.51.100.12"
+LB1_6, LB2_6 = node_ip6(0), node_ip6(1)
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[AnycastLab]:
-    lab = AnycastLab(nodes=2)
+    lab = AnycastLab(nodes=2, ipv6=True)
     try:
         lab.start()
         # the BGP sessions come up (connect retry) and both nodes announce
@@ -34,6 +37,23 @@ def lab() -> Iterator[AnycastLab]:
 def test_both_nodes_announce_and_the_router_holds_two_paths(lab: AnycastLab) -> None:
     assert lab.paths() == {LB1, LB2}
     assert f"{VIP} dev lo" in lab.routes("lb1") and f"{VIP} dev lo" in lab.routes("lb2")
+
+
+def test_ipv6_vip_has_both_nodes_paths_and_a_failing_check_withdraws_one_while_ipv4_stays(lab: AnycastLab) -> None:
+    """dns6 (2001:db8:53::53, check svc6) from both nodes: two ECMP paths in the router's RIB; lb1's svc6 failing
+    withdraws lb1's IPv6 path only, dns (IPv4, check svc0) keeps both of its paths."""
+    assert wait_until(lambda: lab.paths(VIP6) == {LB1_6, LB2_6}, 15), (lab.paths(VIP6), lab.log("lb1"))
+    assert wait_until(lambda: len(lab.rib_nexthops(VIP6)) == 2, 5), lab.rib_nexthops(VIP6)
+    assert f"{VIP6} dev lo proto 104" in lab.routes6("lb1") and f"local {VIP6} dev lo" in lab.routes6("lb1")
+    started = time.monotonic()
+    lab.fail("lb1", "svc6")
+    assert wait_until(lambda: lab.paths(VIP6) == {LB2_6}, 5), lab.paths(VIP6)
+    withdrawn = time.monotonic() - started
+    assert withdrawn < 2.5, withdrawn
+    assert f"{VIP6} dev lo proto 104" not in lab.routes6("lb1")
+    assert lab.paths() == {LB1, LB2}  # the IPv4 service's check passes: its paths stay
+    lab.recover("lb1", "svc6")
+    assert wait_until(lambda: lab.paths(VIP6) == {LB1_6, LB2_6}, 5), lab.paths(VIP6)
 
 
 def test_a_failing_check_withdraws_that_nodes_path_and_recovery_announces_it(lab: AnycastLab) -> None:
@@ -55,6 +75,7 @@ def test_a_routing_daemon_restart_is_followed_by_reannouncement(lab: AnycastLab)
     lab.start_frr(lab.ns("lb1"), run, (lab.work / "tree" / "lb1" / "frr.conf").read_text())
     assert wait_until(lambda: lab.paths() == {LB1, LB2}, 25), (lab.paths(), lab.log("lb1"))
     assert "routing daemon restarted" in lab.log("lb1")
+    assert wait_until(lambda: lab.paths(VIP6) == {LB1_6, LB2_6}, 10), lab.paths(VIP6)
 
 
 def test_a_crashed_nodes_path_goes_within_the_bfd_detection_time(lab: AnycastLab) -> None:
@@ -90,20 +111,22 @@ def test_hacc_run_stopped_withdraws_before_it_exits(lab: AnycastLab) -> None:
     code = lab.stop_hacc("lb2")
     assert code == 0, lab.log("lb2")
     # withdrawn before exit: the route and the VIP are already gone, and the router follows at once
-    assert VIP not in lab.routes("lb2")
+    assert VIP not in lab.routes("lb2") and f"{VIP6} dev lo" not in lab.routes6("lb2")
     assert wait_until(lambda: lab.paths() == {LB1}, 3), lab.paths()
+    assert wait_until(lambda: lab.paths(VIP6) == {LB1_6}, 3), lab.paths(VIP6)
 
 
 def test_a_crashed_hacc_runs_routes_are_flushed_by_the_stop_post_command(lab: AnycastLab) -> None:
     """SIGKILL leaves the route announced (nothing ran); `python -m hacc.runtime.anycast.flush NODE_DIR`, the
     ExecStopPost line, takes it out of the table and the router drops the path."""
     lab.start_hacc("lb2")
-    assert wait_until(lambda: lab.paths() == {LB1, LB2}, 10), lab.paths()
+    assert wait_until(lambda: lab.paths() == {LB1, LB2} and lab.paths(VIP6) == {LB1_6, LB2_6}, 10), lab.paths()
     lab.stop_hacc("lb2", signal.SIGKILL)
     time.sleep(0.5)
     assert lab.paths() == {LB1, LB2} and VIP in lab.routes("lb2")  # stale: what the flush is for
+    assert f"{VIP6} dev lo proto 104" in lab.routes6("lb2")
     node_dir = str(lab.work / "tree" / "lb2")
     flush = sh("ip", "netns", "exec", lab.ns("lb2"), sys.executable, "-m", "hacc.runtime.anycast.flush", node_dir)
-    assert "1 route(s) flushed from table 100" in flush.stdout
-    assert VIP not in lab.routes("lb2")
-    assert wait_until(lambda: lab.paths() == {LB1}, 3), lab.paths()
+    assert "2 route(s) flushed from table 100" in flush.stdout  # the IPv4 route and the IPv6 one (in main)
+    assert VIP not in lab.routes("lb2") and f"{VIP6} dev lo" not in lab.routes6("lb2")
+    assert wait_until(lambda: lab.paths() == {LB1} and lab.paths(VIP6) == {LB1_6}, 3), (lab.paths(), lab.paths(VIP6))
