@@ -140,6 +140,20 @@ class Against:
     note: str | None
 
 
+def _anycast_services(result: BuildResult) -> list[str]:
+    """The anycast services the build wrote (their anycast.json files), which the VRRP lab does not run."""
+    import json
+
+    return sorted(
+        {
+            svc["name"]
+            for path, text in result.files.items()
+            if path.endswith("/anycast.json")
+            for svc in json.loads(text)["services"]
+        }
+    )
+
+
 def plan_against(site: Path, ref: str, new: BuildResult, daemon: str, fast: bool) -> Against:
     """The site at REF (site file and lock through git, compiled as `hacc diff` does) against the work tree."""
     from ..review_cli import build_at_ref
@@ -184,6 +198,12 @@ def run_lab(
         + (f" ({together} struck alongside others, disjoint scopes)" if together else "")
         + f", {worlds} lab(s) side by side, lab directory {root}"
     )
+    anycast = _anycast_services(result)
+    if anycast:
+        echo(
+            f"hacc lab: anycast service(s) {', '.join(anycast)} not exercised: they need a routing daemon and an "
+            "upstream router (tests/anycast runs that lab with FRR and BIRD); the scenarios cover the VRRP services"
+        )
     cancel = threading.Event()
     jobs = scenario_jobs(plan, scenarios, root, worlds, echo, cancel)
     if rollout is not None and rollout.plan is not None:

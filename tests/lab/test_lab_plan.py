@@ -272,3 +272,12 @@ def test_rollout_plan_nothing_to_roll_out_and_layout_refused(tmp_path: Path) -> 
     old2, new2 = _builds(PAIRS_SITE, moved, tmp_path / "x")
     with pytest.raises(LabRefused, match="nodes, their interfaces or addresses differ from main"):
         rollout_plan(old2, new2, "main", "hacc", True)
+
+
+def test_the_lab_names_the_anycast_services_it_does_not_run() -> None:
+    from hacc.compiler.build import build_from_path
+    from hacc.compiler.lab.cli import _anycast_services
+
+    anycast = ROOT / "tests" / "anycast" / "sites" / "anycast-frr.yaml"
+    assert _anycast_services(build_from_path(anycast)) == ["dns", "ntp"]
+    assert _anycast_services(build_from_path(SITES / "prod.yaml")) == []
