@@ -142,7 +142,29 @@ def _format_status(reply: dict[str, Any]) -> str:
         rows.append((inst["name"], inst["state"], prio, inst.get("master") or "-", when))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     table = "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:4])) + "  " + r[4] for r in rows)
-    return _format_revision(reply) + table
+    return _format_revision(reply) + table + _format_anycast(reply.get("anycast"))
+
+
+def _format_anycast(anycast: dict[str, Any] | None) -> str:
+    """One line per anycast service: announced or withdrawn, and what is failing."""
+    if not anycast:
+        return ""
+    lines = [f"\nanycast (table {anycast.get('table')}):"]
+    for svc in anycast.get("services", []):
+        failing = [
+            f"check {name} {'pending' if ok is None else 'failing'}" for name, ok in svc["checks"].items() if not ok
+        ]
+        failing += [
+            f"{key} {'pending' if up is None else 'lost quorum'}" for key, up in svc["quorum"].items() if not up
+        ]
+        state = "announced" if svc["announced"] else "withdrawn"
+        why = (
+            f" ({', '.join(failing)})"
+            if failing
+            else ("" if svc["announced"] else " (healthy: hold-down or flap limit)")
+        )
+        lines.append(f"  {svc['name']}: {state}{why}")
+    return "\n".join(lines)
 
 
 def _format_revision(reply: dict[str, Any]) -> str:

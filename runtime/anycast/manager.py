@@ -369,6 +369,7 @@ class AnycastManager:
                     "name": n,
                     "announced": s.state.announced,
                     "healthy": s.healthy,
+                    "checks": {c.name: st.ok for c, st in s.checks.items()},  # None: no result yet
                     "quorum": {str(k): self.quorum.get(k) for k in s.spec.virtual_servers},
                 }
                 for n, s in sorted(self.services.items())

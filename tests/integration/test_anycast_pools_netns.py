@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import Daemon, Lan, MakeLan, Nodes, hacc_status, spawn, start_hacc, vrrp_conf, wait_until
+from harness import HACC, Daemon, Lan, MakeLan, Nodes, hacc_status, spawn, start_hacc, vrrp_conf, wait_until
 
 VIP = "203.0.113.53"
 TABLE = 100
@@ -131,6 +131,11 @@ def test_announcement_follows_every_pools_quorum_and_hooks_never_run(
     svc = anycast_status(director)
     assert svc["quorum"] == {f"TCP {VIP}:80": False} and svc["announced"] is False and svc["healthy"] is False
     assert f"virtual server TCP {VIP}:80 lost quorum" in director.log()
+    sock = nodes.workdir / "director.sock"
+    run = subprocess.run(
+        [*HACC, "status", str(node_dir), "--control-socket", str(sock)], capture_output=True, text=True, timeout=30
+    )
+    assert f"  web: withdrawn (TCP {VIP}:80 lost quorum)" in run.stdout, run
 
     servers[3] = start_server(nodes, lan, 3, tmp_path)  # back: quorum again, announced after the hold-down
     assert wait_until(lambda: announced(lan.ns(1)), 10), director.log()
