@@ -58,6 +58,9 @@ class InstancePlan:
     track: tuple[str, ...]  # check names
     units: tuple[str, ...]
     settings: Settings
+    # mb with units, dual-stack: the service's instance of the other family. The units follow the service:
+    # this instance leaving MASTER stops them only while no sibling is MASTER on the node (notify.sh)
+    siblings: tuple[str, ...] = ()
 
     @cached_property
     def preference_order(self) -> str:
@@ -127,6 +130,7 @@ def _instance(
     vrid: int,
     s: Settings,
     where: Mapping[str, tuple[str, str, str]],
+    siblings: tuple[str, ...] = (),
 ) -> InstancePlan:
     """`where`: each node's (interface, address, network) for the service's family of this instance."""
     prios = _priorities(service, slot.preferred, s.priority, s.priority_step)
@@ -149,6 +153,7 @@ def _instance(
         track=tuple(service.track),
         units=tuple(service.units),
         settings=s,
+        siblings=siblings,
     )
 
 
@@ -168,14 +173,22 @@ def plan_instances(site: Site, vrids: Mapping[str, int], skip: set[str]) -> list
         s = settings(site, service)
         by_family: dict[Family, Settings] = {4: s}
         where: dict[Family, dict[str, tuple[str, str, str]]] = {}
-        for slot in instance_slots(service_name, service):
+        slots = instance_slots(service_name, service)
+        for slot in slots:
+            siblings = (
+                tuple(o.name for o in slots if o.preferred == slot.preferred and o.name != slot.name)
+                if service.mode == "mb" and service.units
+                else ()
+            )
             if slot.family not in where:
                 where[slot.family] = {node: _where(site, node, service, slot.family) for node in service.nodes}
             settings_ = by_family.get(slot.family)
             if settings_ is None:
                 # VRRP over IPv6 is version 3 only (RFC 5798; RFC 3768 is IPv4); made only for services with IPv6
                 settings_ = by_family[slot.family] = replace(s, vrrp_version=3)
-            out.append(_instance(service_name, service, slot, vrids[slot.name], settings_, where[slot.family]))
+            out.append(
+                _instance(service_name, service, slot, vrids[slot.name], settings_, where[slot.family], siblings)
+            )
     return out
 
 

@@ -23,6 +23,7 @@ from .plan import InstancePlan, NodeInstance, NodePlan, SitePlan
 CONFIG_NAME = "keepalived.conf"
 NOTIFY_NAME = "notify.sh"
 MARKER_NAME = ".hacc-tree"
+NOTIFY_STATE_DIR = "/run/hacc-notify"  # notify.sh's record of dual-stack mb instances (empty after a reboot)
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hacc.compiler", "templates"),
@@ -102,7 +103,8 @@ def vrrp_instance_text(ni: NodeInstance, auth: Auth | None, notify: Notification
 def notify_case_text(inst: InstancePlan) -> str:
     """The notify script's case arm for one instance: its mode and the units its transitions start or stop."""
     units = f"            units=({' '.join(shlex.quote(u) for u in inst.units)})\n" if inst.units else ""
-    return f"        {shlex.quote(inst.name)})\n            mode={inst.mode}\n{units}            ;;\n"
+    siblings = f"            siblings=({' '.join(shlex.quote(n) for n in inst.siblings)})\n" if inst.siblings else ""
+    return f"        {shlex.quote(inst.name)})\n            mode={inst.mode}\n{units}{siblings}            ;;\n"
 
 
 # --- LVS blocks -------------------------------------------------------------------------------------------
@@ -210,6 +212,7 @@ def _context(plan: SitePlan, node: NodePlan, shared: _Shared) -> dict[str, objec
         "vrrp_instances": [vrrp_instance_text(ni, plan.auth, plan.notify) for ni in node.instances],
         "virtual_servers": [shared.virtual_server(vs) for vs in node.virtual_servers],
         "notify_cases": [shared.notify_case(ni.plan) for ni in node.instances],
+        "notify_state_dir": NOTIFY_STATE_DIR,
     }
 
 

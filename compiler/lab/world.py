@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..render import NOTIFY_STATE_DIR
 from .plan import CONFIG_DIR, LabNode, LabPlan, recorder_text, stand_in_text
 
 PREFIX = f"hlab{os.getpid()}-"
@@ -244,7 +245,13 @@ class World:
         """The shell run in the node's private mount namespace before exec'ing the daemon: the lab copy of the
         generated tree at /etc/keepalived, lab directories over other maintenance/secrets directories, and
         overlays putting the checks' stand-ins and the recorders in front of the real executables."""
-        cmds = [f"mount --bind {shlex.quote(str(node.etc))} {CONFIG_DIR}"]
+        state = node.root / "notify-state"
+        state.mkdir(exist_ok=True)
+        cmds = [
+            f"mount --bind {shlex.quote(str(node.etc))} {CONFIG_DIR}",
+            # notify.sh's state of dual-stack mb services: each node its own, as on separate machines
+            f"mkdir -p {NOTIFY_STATE_DIR} && mount --bind {shlex.quote(str(state))} {NOTIFY_STATE_DIR}",
+        ]
         for i, host_dir in enumerate(node.spec.bind_dirs):
             lab_dir = node.root / f"dir{i}"
             lab_dir.mkdir(exist_ok=True)

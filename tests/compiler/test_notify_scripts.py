@@ -52,6 +52,7 @@ class Sandbox:
         self.bin = tmp_path / "bin"
         self.bin.mkdir()
         self.log = tmp_path / "calls.log"
+        self.state = tmp_path / "notify-state"  # never the host's /run/hacc-notify
         for tool in ("systemctl", "logger", "sendmail", "service"):
             (self.bin / tool).write_text(RECORDER)
             (self.bin / tool).chmod(0o755)
@@ -62,6 +63,7 @@ class Sandbox:
             "PATH": f"{self.bin}:/usr/bin:/bin",
             "HACC_TEST_LOG": str(self.log),
             "HACC_TEST_RC": str(rc),
+            "HACC_NOTIFY_STATE": str(self.state),
         }
         proc = subprocess.run(["/bin/bash", str(script), *args], env=env, capture_output=True, text=True, timeout=10)
         return proc.returncode, self.log.read_text().splitlines(), proc.stderr
@@ -186,3 +188,21 @@ def test_hostile_instance_name_is_never_evaluated(built: Path, tmp_path: Path) -
     assert rc == 3
     assert not marker.exists()
     assert not [ln for ln in lines if ln.startswith("systemctl ")]
+
+
+def test_dual_stack_mb_units_follow_the_service_not_each_family(built: Path, tmp_path: Path) -> None:
+    """web (IPv4) and web_v6 are one service: one family's instance leaving MASTER keeps the units while the
+    other is MASTER; they stop when neither is."""
+    box = Sandbox(tmp_path)
+    script = built / "dualstack" / "lb1" / "notify.sh"
+    started, stopped = ["systemctl start -- haproxy.service"], ["systemctl stop -- haproxy.service"]
+    assert box.calls(script, "INSTANCE", "web", "MASTER", "100") == started
+    assert box.calls(script, "INSTANCE", "web_v6", "MASTER", "100") == started
+    assert box.calls(script, "INSTANCE", "web_v6", "BACKUP", "100") == []  # web still MASTER
+    rc, lines, _ = box.run(script, "INSTANCE", "web_v6", "FAULT")
+    assert rc == 0 and any("web_v6 is FAULT but web is MASTER: the units stay" in line for line in lines), lines
+    assert box.calls(script, "INSTANCE", "web", "BACKUP", "100") == stopped  # neither is MASTER now
+    assert box.calls(script, "INSTANCE", "web", "MASTER", "100") == started
+    assert box.calls(script, "INSTANCE", "web", "STOP") == stopped  # web_v6 is FAULT
+    # a single-family mb service is unchanged: BACKUP stops its units at once
+    assert box.calls(built / "haproxy-mb" / "lb1" / "notify.sh", "INSTANCE", "web", "BACKUP", "100") == stopped

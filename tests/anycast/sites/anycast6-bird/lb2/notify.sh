@@ -10,6 +10,7 @@ set -euo pipefail
 readonly NODE=lb2
 readonly MAIL_TO=()
 readonly MAIL_FROM=''
+readonly STATE_DIR=${HACC_NOTIFY_STATE:-/run/hacc-notify}
 
 usage() {
     printf 'usage: %s INSTANCE|GROUP NAME MASTER|BACKUP|FAULT|STOP [PRIORITY]\n' "${0##*/}" >&2
@@ -27,6 +28,28 @@ unit() {
         log "${action} ${name}: ok"
     else
         log "${action} ${name}: failed with status $?"
+    fi
+}
+
+# A dual-stack mb service runs one instance per address family, and its units belong to the service: record
+# this instance's state and, when the action is stop, keep the units while a sibling instance (the other
+# family) is MASTER on this node. Under a lock, so two families' transitions decide one at a time.
+# Sets the caller's `action`.
+family_gate() {
+    local name=$1 state=$2
+    shift 2
+    mkdir -p -- "${STATE_DIR}" || return 0
+    exec 9>"${STATE_DIR}/.lock" || return 0
+    flock 9 || return 0
+    printf '%s\n' "${state}" >"${STATE_DIR}/${name}" || return 0
+    if [[ ${action} == stop ]]; then
+        local sibling
+        for sibling in "$@"; do
+            if [[ -r ${STATE_DIR}/${sibling} && $(<"${STATE_DIR}/${sibling}") == MASTER ]]; then
+                log "${name} is ${state} but ${sibling} is MASTER: the units stay"
+                action=none
+            fi
+        done
     fi
 }
 
@@ -62,7 +85,7 @@ main() {
     esac
 
     local mode
-    local -a units=()
+    local -a units=() siblings=()
     case "${name}" in
         *)
             log "unknown ${kind} '${name}' (state ${state}): nothing to do"
@@ -82,6 +105,9 @@ main() {
             ;;
     esac
 
+    if [[ ${#siblings[@]} -gt 0 ]]; then
+        family_gate "${name}" "${state}" "${siblings[@]}"
+    fi
     log "${kind} ${name} is now ${state}${priority:+ (priority ${priority})}, mode ${mode}: ${action} ${units[*]:-(no units)}"
     if [[ ${action} != none ]]; then
         local u
