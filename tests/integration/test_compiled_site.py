@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hacc.compiler.build import build_from_path
+from hacc.compiler.render import NOTIFY_STATE_DIR
 from hacc.compiler.writer import write_tree
 from harness import HACC, Daemon, MakeLan, Nodes, keepalived_argv, spawn, wait_until
 
@@ -51,8 +52,11 @@ def start_node(nodes: Nodes, ns: str, node_dir: Path, kind: str) -> tuple[Daemon
         pidfiles: tuple[Path, ...] = ()
     else:
         cmd, pidfiles = keepalived_argv("/etc/keepalived/keepalived.conf", work)
+    state = work / "notify-state"  # notify.sh's record of dual-stack instances: each node its own
+    state.mkdir()
     script = (
         f"mount --bind {node_dir} /etc/keepalived && "
+        f"mkdir -p {NOTIFY_STATE_DIR} && mount --bind {state} {NOTIFY_STATE_DIR} && "
         f'mount -t overlay rec -o lowerdir={layer}:/usr/bin /usr/bin && exec "$@"'
     )
     argv = ["unshare", "-m", "--propagation", "private", "sh", "-ec", script, "sh", *cmd]
