@@ -33,7 +33,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from .anycast_checks import anycast_services, router_id
+from .anycast_checks import anycast_services, router_id, takes_over_flows
 from .lvs_plan import resolve_virtual_server
 from .model import BgpPeer, BgpSite, Check, NodeBgp, Service, Site, VirtualServer
 from .resolve import Family, all_vips, family, vip_address
@@ -373,6 +373,7 @@ def render_runtime(site: Site, bgp: BgpSite, plan: NodeAnycast) -> str:
                 "vips": plan.vips(service),
                 "checks": [_check_doc(c, site.checks[c]) for c in service.track],
                 "virtual_servers": [_pool_doc(name, service, vs) for vs in service.virtual_servers],
+                "sloppy_tcp": takes_over_flows(service),
             }
             for name, service in plan.services
         ],

@@ -63,6 +63,15 @@ def anycast_tracked(site: Site) -> set[str]:
     return {c for s in anycast_services(site).values() for c in s.track}
 
 
+def takes_over_flows(service: Service) -> bool:
+    """Several nodes announce the service and it has TCP pools (or fwmark ones, which may carry TCP): ECMP moves
+    open flows between its directors, which take them over only with net.ipv4.vs.sloppy_tcp=1 (IPVS otherwise
+    schedules a TCP flow on its SYN alone, and the new director's stack resets the rest). hacc run and
+    anycast.sh set it on such nodes."""
+    tcp = any(vs.fwmark is not None or vs.protocol == "TCP" for vs in service.virtual_servers)
+    return tcp and len(service.nodes) > 1
+
+
 def router_id(site: Site, node: str) -> str | None:
     """The node's BGP router id: explicit, else its IPv4 address on the main interface."""
     bgp = site.nodes[node].bgp
@@ -145,8 +154,16 @@ class _AnycastChecker:
                     (*loc, "lb_algo"),
                     f"lb_algo {plan.lb_algo} on an anycast service announced by {len(service.nodes)} nodes: when "
                     "the upstream's ECMP moves a flow to another node, that director picks a real server of its "
-                    "own and the connection breaks; 'mh' (Maglev hashing) picks the same one on every director "
-                    "(with net.ipv4.vs.sloppy_tcp=1 so a director takes over a flow that is already open)",
+                    "own and the connection breaks; 'mh' (Maglev hashing) picks the same one on every director",
+                )
+            elif any(not rs.inhibit_on_failure for rs in plan.real_servers):
+                # the kernel fills the Maglev table in the order of its real-server list: a real server
+                # removed and added back goes to the end on one director only, and the tables differ
+                self.warn(
+                    (*loc, "real_servers"),
+                    "lb_algo mh on an anycast service announced by several nodes: set inhibit_on_failure on its "
+                    "real servers, so a failed one keeps its place in every director's list (weight 0) and all "
+                    "directors keep one Maglev table",
                 )
             if plan.lb_kind == "NAT":
                 self.warn(

@@ -13,6 +13,7 @@ the config does not include never cause a reload.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,19 @@ class Loaded:
     @property
     def ok(self) -> bool:
         return self.spec is not None
+
+
+def _without_anycast_hooks(spec: DaemonSpec, anycast: AnycastSpec | None) -> DaemonSpec:
+    """An anycast pool's quorum_up / quorum_down run anycast.sh, for nodes running keepalived; hacc run
+    announces natively (runtime/anycast/), so it drops them here: never run, never checked, never logged."""
+    pools = {key for svc in anycast.services for key in svc.virtual_servers} if anycast is not None else set()
+    if not pools:
+        return spec
+    vss = tuple(
+        dataclasses.replace(vs, quorum_up=None, quorum_down=None) if vs.key in pools else vs
+        for vs in spec.virtual_servers
+    )
+    return dataclasses.replace(spec, virtual_servers=vss)
 
 
 def load_node(path: Path, *, config_id: str | None = None, identify: bool = True) -> Loaded:
@@ -111,7 +125,7 @@ def load_node(path: Path, *, config_id: str | None = None, identify: bool = True
         ]
         if errors:
             return Loaded(revision, None, tuple(errors), tuple(warnings))
-    spec, refused = secure_spec(conversion.spec, result.config.global_defs)
+    spec, refused = secure_spec(_without_anycast_hooks(conversion.spec, anycast), result.config.global_defs)
     warnings += [f"{path}: warning: {problem}" for problem in refused]
     return Loaded(revision, spec, (), tuple(warnings), anycast)
 

@@ -64,12 +64,8 @@ class LvsCounters:
 
 
 class QuorumWatcher(Protocol):
-    """Told each virtual server's quorum (anycast: a service is announced while its pools hold quorum)."""
-
-    def claims(self, key: ServiceKey) -> bool:
-        """True: the watcher acts on this virtual server's quorum, so its quorum_up / quorum_down (the
-        keepalived-side anycast hooks) are not run."""
-        ...
+    """Told each virtual server's quorum (anycast: a service is announced while its pools hold quorum; load.py
+    drops those pools' quorum_up / quorum_down, the keepalived-side anycast hooks)."""
 
     def quorum_changed(self, quorum: Mapping[ServiceKey, bool]) -> None: ...
 
@@ -168,12 +164,7 @@ class LvsManager:
         by_key = {vs.key: vs for vs in specs}
         for change in shutdown_notifies(specs, self.health):
             vs = by_key[change.service]
-            if isinstance(change, QuorumChange):
-                if self.watcher is not None and self.watcher.claims(change.service):
-                    continue  # an anycast pool: the anycast side withdraws by itself
-                arg = str(change.service)
-            else:
-                arg = f"{change.service} {change.real_server}"
+            arg = str(change.service) if isinstance(change, QuorumChange) else f"{change.service} {change.real_server}"
             if change.script:
                 self._notify.run_line(change.script, arg, user=vs.script_user, group=vs.script_group)
 
@@ -277,7 +268,7 @@ class LvsManager:
             for change in result.changes:
                 self.counters.quorum_changes += 1
                 log.info("%s", change)
-                if change.script and not (self.watcher is not None and self.watcher.claims(change.service)):
+                if change.script:
                     owner = next(vs for vs in group if vs.key == change.service)
                     self._notify.run_line(
                         change.script, str(change.service), user=owner.script_user, group=owner.script_group

@@ -75,9 +75,7 @@ class Service:
         owned = None if lvs_dry_run else socket.with_name(socket.name + ".ipvs-owned.json")
         self.daemon = Daemon(ipvs=_memory_ipvs if lvs_dry_run else None, ipvs_owned=owned)
         self.anycast: AnycastManager | None = None
-        # anycast pools: the virtual servers of the revision being applied, and their last quorum
-        self._claimed: frozenset[ServiceKey] = frozenset()
-        self._quorum: dict[ServiceKey, bool] = {}
+        self._quorum: dict[ServiceKey, bool] = {}  # the virtual servers' last quorum (anycast pools)
         self.daemon.quorum_watcher = self
         self.crash: BaseException | None = None
         self._stopping = asyncio.Event()
@@ -97,7 +95,6 @@ class Service:
         explicit = not trigger.startswith("file")
         if explicit:
             self.notifier.reloading()
-        self._claim(loaded)
         line = await self.daemon.reload(loaded, trigger)
         await self._apply_anycast(loaded)
         if explicit:
@@ -107,16 +104,6 @@ class Service:
         return line
 
     # --- the LVS side's QuorumWatcher (lvs.py) ---------------------------------------------------
-    def _claim(self, loaded: Loaded) -> None:
-        """Before the LVS side applies `loaded`: the pools anycast.json names announce natively, so their
-        quorum hooks (anycast.sh, for keepalived-run nodes) never run under hacc run, not even at start-up."""
-        if loaded.spec is not None:
-            services = loaded.anycast.services if loaded.anycast is not None else ()
-            self._claimed = frozenset(k for svc in services for k in svc.virtual_servers)
-
-    def claims(self, key: ServiceKey) -> bool:
-        return key in self._claimed
-
     def quorum_changed(self, quorum: Mapping[ServiceKey, bool]) -> None:
         self._quorum = dict(quorum)
         if self.anycast is not None:
@@ -203,7 +190,6 @@ class Service:
         for sig in DUMP_SIGNALS:
             loop.add_signal_handler(sig, self._dump, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reloader.request, "SIGHUP")
-        self._claim(initial)
         try:
             await self.daemon.start(initial)
         except (DaemonError, NetError, OSError) as exc:

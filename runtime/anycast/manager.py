@@ -98,6 +98,17 @@ class Kernel:
             self.del_vip(dev, vip)
         return gone
 
+    def sloppy_tcp(self) -> None:
+        """net.ipv4.vs.sloppy_tcp=1 in this network namespace: IPVS then schedules a TCP flow on any packet, not
+        only its SYN, so a director takes over the open flows the upstream's ECMP moves to it (with mh, to the
+        real server the other director chose). It applies to every IPVS service here, and stays after exit."""
+        path = Path("/proc/sys/net/ipv4/vs/sloppy_tcp")
+        if not path.exists():
+            raise OSError("net.ipv4.vs.sloppy_tcp: IPVS is not loaded in this network namespace")
+        if path.read_text().strip() != "1":
+            path.write_text("1\n")
+            log.info("net.ipv4.vs.sloppy_tcp=1: this director takes over the open TCP flows ECMP moves to it")
+
     def set_route(self, dev: str, table: int, vip: Vip) -> None:
         """Add, or replace: a replace is reported to the routing daemon again (its restart resync)."""
         self._ipr.route("replace", **{"proto": RTPROT_STATIC, **self._host_route(dev, table, vip)})
@@ -197,6 +208,7 @@ class AnycastManager:
         self._kernel: Kernel | None = None  # made and used on the worker thread only
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="anycast-netlink")
         self._flushed = False
+        self._sloppy = False  # net.ipv4.vs.sloppy_tcp set (once: it outlives reloads and hacc run)
         self.spec = AnycastSpec("frr", 1, "lo", 0.0, 0.0, 1, 1.0, ())
         self.services: dict[str, _Service] = {}
         self.announced: set[Vip] = set()
@@ -282,6 +294,9 @@ class AnycastManager:
             for name in list(self.services):
                 await self._remove(name)
                 changes.append(f"{name}: restarted (table or device changed)")
+        if any(s.sloppy_tcp for s in desired.services) and not self._sloppy:
+            self._submit("setting net.ipv4.vs.sloppy_tcp", "sloppy_tcp")
+            self._sloppy = True
         old = self.spec
         self.spec = desired
         for name in [n for n in self.services if desired.service(n) is None]:

@@ -41,6 +41,8 @@ class ServiceSpec:
     checks: tuple[CheckSpec, ...]
     # the IPVS services (keepalived.conf's virtual servers) whose quorum the announcement needs, every one
     virtual_servers: tuple[ServiceKey, ...] = ()
+    # several nodes announce TCP pools: ECMP moves open flows between directors (net.ipv4.vs.sloppy_tcp)
+    sloppy_tcp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ def parse_anycast(text: str, where: str) -> tuple[AnycastSpec | None, tuple[str,
                 vips=tuple(ipaddress.ip_address(v) for v in s["vips"]),
                 checks=tuple(_check(c) for c in s["checks"]),
                 virtual_servers=tuple(_pool(v) for v in s.get("virtual_servers", ())),
+                sloppy_tcp=bool(s.get("sloppy_tcp", False)),
             )
             for s in doc["services"]
         )

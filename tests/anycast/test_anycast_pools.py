@@ -60,6 +60,12 @@ def test_a_scheduler_other_than_mh_on_several_nodes_is_warned_about(tmp_path: Pa
         "virtual_servers[0].lb_algo" in m and "lb_algo wlc on an anycast service announced by 2" in m for m in messages
     ), messages
     assert any("virtual_servers[0].lb_kind" in m and "lb_kind NAT" in m for m in messages), messages
+    # mh without inhibit_on_failure: a failed real server would leave one director's list and come back last
+    plain = _site(tmp_path, "198.51.100.21, inhibit_on_failure: true,", "198.51.100.21,")
+    assert any(
+        "virtual_servers[0].real_servers" in str(w) and "set inhibit_on_failure" in str(w)
+        for w in build_from_path(plain).warnings
+    )
     # one node announcing: no ECMP, nothing to warn about
     one = _site(tmp_path, "nodes: [lb1, lb2]\n    vips", "nodes: [lb1]\n    vips")
     one.write_text(one.read_text().replace("lb_algo: mh", "lb_algo: wlc"))
@@ -102,7 +108,10 @@ def _routes(ns: str, table: str) -> str:
 
 
 def test_anycast_sh_announces_when_every_pool_holds_quorum(netns: str, tmp_path: Path) -> None:
+    # lb1 alone announces: no ECMP between directors, so the script leaves net.ipv4.vs.sloppy_tcp alone (this
+    # kernel has no IPVS; test_anycast_sh_sets_sloppy_tcp covers that part)
     site = _site(tmp_path, "  table: 100\n", "  table: 100\n  withdraw_grace: 0.3\n")
+    site.write_text(site.read_text().replace("nodes: [lb1, lb2]\n    vips", "nodes: [lb1]\n    vips"))
     script = tmp_path / "anycast.sh"
     script.write_text(build_from_path(site).files["lb1/anycast.sh"])
     state = tmp_path / "state"
@@ -145,3 +154,26 @@ def test_anycast_sh_announces_when_every_pool_holds_quorum(netns: str, tmp_path:
     assert "192.0.2.53" not in _routes(netns, "100") and "192.0.2.53" not in _routes(netns, "local")
     assert not state.exists()
     shutil.rmtree(tmp_path / "state", ignore_errors=True)
+
+
+def test_anycast_sh_sets_sloppy_tcp_where_ecmp_moves_flows(netns: str, tmp_path: Path) -> None:
+    """dns is announced by lb1 and lb2 with a TCP pool: `up` sets net.ipv4.vs.sloppy_tcp (per network namespace),
+    so this director takes over open flows the upstream's ECMP moves to it. Where the kernel has no IPVS (this
+    host), the write fails: the exit status says so, and the routes are announced all the same."""
+    text = (TREE / "lb1" / "anycast.sh").read_text()
+    assert "dns) pools=2; sloppy=1;" in text
+    script = tmp_path / "anycast.sh"
+    script.write_text(text)
+    env = {**os.environ, "HACC_ANYCAST_STATE": str(tmp_path / "state")}
+    sysctl = subprocess.run(
+        ["ip", "netns", "exec", netns, "cat", "/proc/sys/net/ipv4/vs/sloppy_tcp"], capture_output=True, timeout=10
+    )
+    for pool in ("1", "2"):
+        run = subprocess.run(
+            ["ip", "netns", "exec", netns, "sh", str(script), "up", "dns", pool],
+            capture_output=True,
+            timeout=20,
+            env=env,
+        )
+    assert run.returncode == (0 if sysctl.returncode == 0 else 1), run
+    assert "192.0.2.53" in _routes(netns, "100")

@@ -16,9 +16,10 @@ director forwards by direct routing (the real servers hold the VIP on lo with ar
 to the client through the router). When d2 leaves, its flows reach d1 mid-stream. They survive only if d1's
 scheduler picks the real server d2 had picked (mh: Maglev hashing of the source address, the same table on
 both directors) and IPVS schedules a packet without SYN (net.ipv4.vs.sloppy_tcp=1; otherwise the packet
-reaches d1's own stack, where the VIP is a local route, and is reset). The two controls show each half:
-hacc run leaves sloppy_tcp at the kernel's 0 and every moved flow is reset; with rr on d1 (the site compiled
-with rr, which `hacc build` warns about) a moved flow lands on another real server and is reset there.
+reaches d1's own stack, where the VIP is a local route, and is reset). hacc run sets sloppy_tcp itself (the
+service's TCP pool is announced by two nodes: anycast.json says so). The two controls show each half: with
+sloppy_tcp put back to the kernel's 0 every moved flow is reset; with rr on d1 (the site compiled with rr,
+which `hacc build` warns about) a moved flow lands on another real server and is reset there.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ services:
         delay_loop: 1
         real_servers:
 """ + "".join(
-    f"          - {{address: {addr}, check: {{tcp: {{}}, connect_timeout: 1, retry: 1, delay_before_retry: 1}}}}\n"
+    f"          - {{address: {addr}, inhibit_on_failure: true,"
+    f" check: {{tcp: {{}}, connect_timeout: 1, retry: 1, delay_before_retry: 1}}}}\n"
     for addr in RS.values()
 )
 
@@ -392,10 +394,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def test_without_sloppy_tcp_every_moved_flow_is_reset(lab: Lab) -> None:
-    """Control: hacc run leaves net.ipv4.vs.sloppy_tcp at the kernel's 0, so a director that did not see a
-    flow's SYN does not schedule it: its packets reach the director's own stack, which resets them."""
+    """Control: with net.ipv4.vs.sloppy_tcp back at the kernel's 0 (hacc run set it to 1), a director that did
+    not see a flow's SYN does not schedule it: its packets reach the director's own stack, which resets them."""
     lab.both_up()
-    assert {d: sloppy_tcp(d) for d in DIRECTORS} == {"d1": "0", "d2": "0"}
+    assert {d: sloppy_tcp(d) for d in DIRECTORS} == {"d1": "1", "d2": "1"}  # set by hacc run
+    for director in DIRECTORS:
+        assert sloppy_tcp(director, 0) == "0"
     flows = lab.open_flows(CLIENTS, {"d1": 1, "d2": 1})
     try:
         lab.set_paths({"d1"})  # d2's path withdrawn: its flows now reach d1
@@ -409,6 +413,8 @@ def test_without_sloppy_tcp_every_moved_flow_is_reset(lab: Lab) -> None:
     finally:
         close(flows)
         lab.set_paths(set(DIRECTORS))
+        for director in DIRECTORS:
+            sloppy_tcp(director, 1)
 
 
 def test_rr_on_the_surviving_director_sends_a_moved_flow_elsewhere(lab: Lab) -> None:
@@ -447,7 +453,7 @@ def test_a_long_flow_through_mh_survives_the_other_director_leaving(lab: Lab) ->
     withdraw_grace, the VIP. Every flow keeps working, the moved ones on d1 to the real server d2 had picked."""
     lab.both_up()
     for director in DIRECTORS:
-        assert sloppy_tcp(director, 1) == "1"
+        assert sloppy_tcp(director) == "1"  # hacc run's own doing (the first test put it back after its control)
     flows = lab.open_flows(CLIENTS, {"d1": 1, "d2": 2})
     try:
         proc = lab.procs["d2"]

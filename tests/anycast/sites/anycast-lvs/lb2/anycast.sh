@@ -54,7 +54,7 @@ action=$1
 service=$2
 pool=$3
 case "$service" in
-    dns) pools=2; set -- 192.0.2.53/32 ;;
+    dns) pools=2; sloppy=1; set -- 192.0.2.53/32 ;;
     *)
         echo "$0: unknown anycast service: $service" >&2
         exit 2
@@ -79,6 +79,10 @@ case "$action" in
             [ -e "$STATE/$service/$i" ] || exit 0 # another pool lacks quorum: not yet
             i=$((i + 1))
         done
+        if [ "$sloppy" = 1 ]; then
+            # the nodes' ECMP moves open TCP flows to this director: IPVS takes them over only with this
+            echo 1 >/proc/sys/net/ipv4/vs/sloppy_tcp || status=1
+        fi
         for route in "$@"; do
             ip route replace local "$route" dev lo table local proto static scope host || status=1
             route replace "$route" || status=1
