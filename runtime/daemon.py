@@ -32,6 +32,7 @@ from hacc.runtime.net.addresses import InterfaceInfo, RtnlAddresses, Vip
 from hacc.runtime.net.errors import NetError
 from hacc.runtime.net.links import LinkEvent, LinkMonitor
 from hacc.runtime.notify import NotifyRunner
+from hacc.runtime.priority import checker_nice, own_nice, renice
 from hacc.runtime.reconcile import (
     AddInstance,
     KeepInstance,
@@ -121,6 +122,7 @@ class Daemon:
         self._ipvs_owned = ipvs_owned
         self.lvs: LvsManager | None = None  # created with the first virtual_server: VRRP-only nodes never load ip_vs
         self.quorum_watcher: QuorumWatcher | None = None  # anycast services follow their pools' quorum
+        self._start_nice = own_nice()  # what vrrp_priority, once removed from the config, returns to
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -227,6 +229,7 @@ class Daemon:
         """Execute the plan in its order; returns what failed (the caller logs it: start or reload)."""
         failures: list[str] = []
         self.spec = desired
+        self._set_priorities(desired)
         await self._stop_instances(plan.ops)
         for op in plan.ops:
             try:
@@ -297,6 +300,7 @@ class Daemon:
                 lambda: self._smtp,
                 self._ipvs_owned,
                 self.quorum_watcher,
+                checker_nice(self.spec.checker_priority),
             )
             try:
                 await lvs.open()
@@ -306,6 +310,12 @@ class Daemon:
         failures = await self.lvs.apply(op.virtual_servers)
         if failures:
             raise DaemonError("; ".join(failures))
+
+    def _set_priorities(self, spec: DaemonSpec) -> None:
+        """global_defs vrrp_priority / checker_priority (priority.py); unset: back to the nice hacc started with."""
+        renice(0, spec.vrrp_priority if spec.vrrp_priority is not None else self._start_nice, "hacc run")
+        if self.lvs is not None:
+            self.lvs.set_checker_nice(checker_nice(spec.checker_priority))
 
     def _update_instance(self, old: InstanceSpec, new: InstanceSpec) -> None:
         instance = self.instances[old.key]

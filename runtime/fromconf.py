@@ -206,5 +206,7 @@ def daemon_spec(conf: KeepalivedConfig) -> Conversion:
         smtp=smtp,
         sync_groups=tuple(sync_groups),
         virtual_servers=virtual_servers,
+        vrrp_priority=g.vrrp_priority,
+        checker_priority=g.checker_priority,
     )
     return Conversion(spec, errors, warnings)

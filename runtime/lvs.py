@@ -79,9 +79,11 @@ class LvsManager:
         smtp: Callable[[], SmtpAlerter | None] = lambda: None,
         owned_file: Path | None = None,
         watcher: QuorumWatcher | None = None,
+        checker_nice: int | None = None,
     ) -> None:
         self.backend = backend
         self.watcher = watcher
+        self._checker_nice = checker_nice  # None: priority.py's default
         self.specs: tuple[VirtualServerSpec, ...] = ()
         self.health: dict[RealServerId, RealServerHealth] = {}
         self.quorum: dict[ServiceKey, bool] = {}
@@ -107,7 +109,7 @@ class LvsManager:
             # the services of the config hacc last ran: the first pass deletes those no longer named
             self._owned = read_owned(self._owned_file)
         # probes run in their own process: thousands of them never delay a VRRP advert here
-        checkers: CheckerProcess[RealServerId] = CheckerProcess(self._on_check)
+        checkers: CheckerProcess[RealServerId] = CheckerProcess(self._on_check, self._checker_nice)
         try:
             await checkers.start()
         except CheckerProcessError as exc:
@@ -154,6 +156,11 @@ class LvsManager:
             self._owned_written = True
         self._owned = owned
         return failures
+
+    def set_checker_nice(self, value: int) -> None:
+        self._checker_nice = value
+        if self._checkers is not None:
+            self._checkers.set_nice(value)
 
     def shutdown(self) -> None:
         """`hacc run` is stopping: the omega virtual servers' notify_down and quorum_down scripts start (the

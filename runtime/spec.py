@@ -112,6 +112,9 @@ class DaemonSpec:
     smtp: SmtpSettings | None = None
     sync_groups: tuple[SyncGroupSpec, ...] = ()
     virtual_servers: tuple[VirtualServerSpec, ...] = ()  # IPVS services with their real servers and checkers
+    # nice values (global_defs vrrp_priority / checker_priority); None: hacc's defaults (process.py)
+    vrrp_priority: int | None = None
+    checker_priority: int | None = None
 
     def instance(self, name: str) -> InstanceSpec | None:
         return next((i for i in self.instances if i.name == name), None)

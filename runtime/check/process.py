@@ -34,6 +34,7 @@ from hacc.runtime.aio import cancel_and_wait
 from hacc.runtime.check import wire
 from hacc.runtime.check.runner import CheckerBrief
 from hacc.runtime.check.spec import CheckerSpec
+from hacc.runtime.priority import checker_nice, renice
 
 log = logging.getLogger("hacc.check")
 
@@ -52,8 +53,9 @@ class CheckerProcessError(Exception):
 
 
 class CheckerProcess(Generic[K]):
-    def __init__(self, on_change: Callable[[K, bool, int | None, str], None]) -> None:
+    def __init__(self, on_change: Callable[[K, bool, int | None, str], None], nice: int | None = None) -> None:
         self._on_change = on_change
+        self.nice = checker_nice(None) if nice is None else nice  # priority.py
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._replies: dict[int, asyncio.Future[Any]] = {}
@@ -83,12 +85,19 @@ class CheckerProcess(Generic[K]):
         except OSError as exc:
             raise CheckerProcessError(f"cannot start the checker process: {exc}") from exc
         self.pid = self._proc.pid
+        renice(self.pid, self.nice, "checker process")
         self._reader = loop.create_task(self._read(self._proc), name="checker-process")
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT)
         except (TimeoutError, CheckerProcessError) as exc:
             await self._stop(kill=True)
             raise CheckerProcessError(f"the checker process did not start: {exc or 'no answer'}") from exc
+
+    def set_nice(self, value: int) -> None:
+        """The child's nice value, now and after a restart (priority.py)."""
+        self.nice = value
+        if self._proc is not None and self._proc.returncode is None:
+            renice(self._proc.pid, value, "checker process")
 
     async def apply(self, wanted: Mapping[K, tuple[CheckerSpec, ...]]) -> dict[K, tuple[bool, int | None]]:
         """Make the checked set equal to `wanted`; returns (up, weight) of the added real servers

@@ -43,6 +43,8 @@ class GlobalDefs:
     vrrp_garp_master_refresh: int = 0
     vrrp_garp_master_refresh_repeat: int = 1
     vrrp_skip_check_adv_addr: bool = False
+    vrrp_priority: int | None = None
+    checker_priority: int | None = None
     source: SourceLoc = field(default=NOWHERE, compare=False, repr=False)
 
 

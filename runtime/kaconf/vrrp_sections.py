@@ -91,6 +91,9 @@ GLOBAL_HANDLERS: dict[str, Handler] = {
     "vrrp_garp_master_refresh": set_int("vrrp_garp_master_refresh", 0, 86400),
     "vrrp_garp_master_refresh_repeat": set_int("vrrp_garp_master_refresh_repeat", 0, 255),
     "vrrp_skip_check_adv_addr": set_flag("vrrp_skip_check_adv_addr"),
+    # nice values of the VRRP process (hacc run) and of the checker child
+    "vrrp_priority": set_int("vrrp_priority", -20, 19),
+    "checker_priority": set_int("checker_priority", -20, 19),
 }
 
 GLOBAL_UNSUPPORTED = frozenset(
@@ -98,7 +101,7 @@ GLOBAL_UNSUPPORTED = frozenset(
         "lvs_id", "lvs_sync_daemon", "lvs_flush", "lvs_flush_onstop", "lvs_timeouts", "default_interface",
         "dynamic_interfaces", "vrrp_garp_interval", "vrrp_gna_interval", "vrrp_lower_prio_no_advert",
         "vrrp_higher_prio_send_advert", "vrrp_iptables", "vrrp_ipsets", "vrrp_check_unicast_src",
-        "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap",
+        "bfd_priority", "vrrp_no_swap", "checker_no_swap",
         "vrrp_rt_priority", "checker_rt_priority", "max_auto_priority", "min_auto_priority_delay",
         "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat", "smtp_alert_vrrp",
         "smtp_alert_checker", "notify_fifo", "notify_fifo_script", "vrrp_notify_fifo",

@@ -197,3 +197,45 @@ def test_omega_scripts_run_when_a_virtual_server_is_dropped_and_when_hacc_stops(
     assert director.terminate(15) == 0, director.log()
     lines = log.read_text().splitlines()
     assert sorted(lines[2:]) == sorted([f"notify_down {Lan.address(2)}", "quorum_down 101"]), lines
+
+
+def _nice(pid: int) -> int:
+    # field 19 of /proc/PID/stat (after the parenthesised command name)
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _checker_pid(director: Daemon) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == director.proc.pid and b"check.worker" in cmdline:
+                return int(entry.name)
+    return None
+
+
+def test_the_checker_child_yields_the_cpu_to_vrrp_and_priorities_follow_the_config(
+    make_lan: MakeLan, nodes: Nodes, tmp_path: Path
+) -> None:
+    """By default the checker child runs 5 nice levels below hacc run (VRRP wins the CPU on a saturated
+    machine); keepalived's global_defs vrrp_priority / checker_priority set both, and a reload applies them."""
+    lan = make_lan(3)
+    start_server(nodes, lan, 2, tmp_path)
+    marker = tmp_path / "notify_down.log"
+    director = nodes.hacc(lan.ns(1), conf(marker), "--lvs-dry-run")
+    assert wait_until(lambda: _checker_pid(director) is not None, 15), director.log()
+    checker = _checker_pid(director)
+    assert checker is not None
+    base = _nice(director.proc.pid)
+    assert _nice(checker) == min(base + 5, 19)
+    prio = "    vrrp_priority -5\n    checker_priority 10\n"
+    (director.workdir / "keepalived.conf").write_text(
+        conf(marker).replace("    router_id dir\n", f"    router_id dir\n{prio}")
+    )
+    assert wait_until(lambda: (_nice(director.proc.pid), _nice(checker)) == (-5, 10), 10), director.log()
+    assert _checker_pid(director) == checker  # the same child, reniced: its checks go on
+    (director.workdir / "keepalived.conf").write_text(conf(marker))  # settings gone: back to the defaults
+    assert wait_until(lambda: (_nice(director.proc.pid), _nice(checker)) == (base, min(base + 5, 19)), 10)
