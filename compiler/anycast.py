@@ -350,10 +350,11 @@ def _check_doc(name: str, check: Check) -> dict[str, object]:
 
 def _pool_doc(name: str, service: Service, vs: VirtualServer) -> dict[str, object]:
     """The IPVS service whose quorum the announcement needs, as hacc run keys it: protocol, address, port or
-    the fwmark alone (IPv4: the checks refuse fwmark pools of IPv6 real servers)."""
+    the fwmark and its family (its real servers': the checks keep them to one)."""
     plan = resolve_virtual_server(name, service, vs)
     if plan.fwmark is not None:
-        return {"fwmark": plan.fwmark}
+        family = 6 if plan.real_servers and ":" in plan.real_servers[0].address else 4
+        return {"fwmark": plan.fwmark, "family": family}
     return {"protocol": plan.protocol, "ip": plan.ip, "port": plan.port}
 
 

@@ -460,13 +460,18 @@ class _Checker:
                 (*loc, "ip"),
                 f"virtual server IP {plan.ip} is not one of the VIPs of service {name!r} ({', '.join(vip_addrs)})",
             )
-        families = {6 if ":" in rsp.address else 4 for rsp in plan.real_servers}
-        if vs.fwmark is not None and 6 in families:
-            self.error(
-                (*loc, "fwmark"),
-                "IPv6 real servers behind a fwmark virtual server are not supported by hacc yet (keepalived needs "
-                "ip_family inet6 there); use ip and port",
-            )
+        if vs.fwmark is not None:
+            # a fwmark virtual server takes its family from its first real server (keepalived and hacc run):
+            # one of the other family would be skipped there ("Address family ... don't match")
+            members = [rsp.address for rsp in plan.real_servers]
+            members += [plan.sorry_server.address] if plan.sorry_server is not None else []
+            if len({6 if ":" in a else 4 for a in members}) > 1:
+                self.error(
+                    (*loc, "fwmark"),
+                    f"fwmark {vs.fwmark} mixes IPv4 and IPv6 servers ({', '.join(members)}): a fwmark virtual "
+                    "server has the family of its first real server, and IPVS forwards within one family; use one "
+                    "fwmark per family",
+                )
         seen: dict[str, int] = {}
         for i, (rs, rsp) in enumerate(zip(vs.real_servers, plan.real_servers, strict=True)):
             rloc: Loc = (*loc, "real_servers", i)

@@ -88,7 +88,10 @@ def _pool(doc: dict[str, Any]) -> ServiceKey:
     from hacc.runtime.ipvs.model import ServiceKey
 
     if "fwmark" in doc:
-        return ServiceKey.mark(int(doc["fwmark"]))
+        family = int(doc.get("family", 4))
+        if family not in (4, 6):
+            raise ValueError(f"virtual server family {family} is not 4 or 6")
+        return ServiceKey.mark(int(doc["fwmark"]), family)
     protocol = str(doc["protocol"])
     if protocol not in ("TCP", "UDP", "SCTP"):
         raise ValueError(f"virtual server protocol {protocol!r} is not TCP, UDP or SCTP")

@@ -130,3 +130,45 @@ def test_ipv6_unicast_peers_are_of_the_instance_family(netns: str, tmp_path: Pat
     result = keepalived_check(netns, tmp_path / "out" / "lb1", "/etc/keepalived", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
+
+
+FWMARK6 = """site: fwmark6
+defaults: {vrrp_version: 3}
+nodes:
+  lb1: {address: [192.0.2.11/24, "2001:db8::11/64"]}
+  lb2: {address: [192.0.2.12/24, "2001:db8::12/64"]}
+services:
+  web:
+    mode: mb
+    nodes: [lb1, lb2]
+    vips: ["2001:db8::100/64"]
+    virtual_servers:
+      - fwmark: 6
+        lb_kind: DR
+        real_servers:
+          - {address: "2001:db8::21", check: {tcp: {port: 80}}}
+          - {address: "2001:db8::22", check: {tcp: {port: 80}}}
+"""
+
+
+def test_a_fwmark_virtual_server_of_ipv6_real_servers_is_accepted_by_both_readers(netns: str, tmp_path: Path) -> None:
+    """Issue 13: a fwmark virtual server takes the family of its real servers (keepalived and hacc run alike),
+    so IPv6 real servers behind a mark compile; keepalived -t and hacc run --config-test accept the node."""
+    site = tmp_path / "fwmark6.yaml"
+    site.write_text(FWMARK6)
+    assert run_cli("build", "-o", str(tmp_path / "out"), str(site)).exit_code == 0
+    conf = (tmp_path / "out" / "lb1" / "keepalived.conf").read_text()
+    assert "virtual_server fwmark 6 {" in conf and "real_server 2001:db8::21 {" in conf
+    add_interfaces(netns, ["eth0"])
+    result = keepalived_check(netns, tmp_path / "out" / "lb1", "/etc/keepalived", tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    from hacc.runtime.load import load_node
+
+    loaded = load_node(tmp_path / "out" / "lb1" / "keepalived.conf", identify=False)
+    assert loaded.spec is not None, loaded.errors
+    (vs,) = loaded.spec.virtual_servers
+    assert str(vs.key) == "FWM 6 IPv6"
+    # mixing families behind one mark is refused, naming the servers
+    site.write_text(FWMARK6.replace('"2001:db8::22"', "192.0.2.22"))
+    bad = run_cli("build", "-o", str(tmp_path / "out2"), str(site))
+    assert bad.exit_code != 0 and "fwmark 6 mixes IPv4 and IPv6 servers (2001:db8::21, 192.0.2.22)" in bad.output
