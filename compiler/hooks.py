@@ -6,6 +6,10 @@ is printed, and the exit status is the worst of them (0, 1, 3).
 
     python -m hacc.compiler.hooks check SITE...     # hacc check SITE, for each
     python -m hacc.compiler.hooks build SITE...     # hacc build SITE --check --frozen, for each
+    python -m hacc.compiler.hooks build --against REF SITE...   # also the rollout order for the change since REF
+
+`--against` comes from the hook's `args:` in .pre-commit-config.yaml (pre-commit puts args before the files),
+e.g. `args: [--against, origin/main]`.
 """
 
 from __future__ import annotations
@@ -41,12 +45,18 @@ def run(argv: Sequence[str]) -> int:
     if not argv or argv[0] not in _ARGS:
         print(f"usage: python -m hacc.compiler.hooks {{{'|'.join(_ARGS)}}} SITE...", file=sys.stderr)
         return 2
-    command = argv[0]
-    sites = list(dict.fromkeys(s for s in map(site_of, argv[1:]) if s is not None))
+    command, files = argv[0], list(argv[1:])
+    extra: list[str] = []
+    if command == "build" and files[:1] == ["--against"]:
+        if len(files) < 2:
+            print("--against needs a git ref (args: [--against, origin/main])", file=sys.stderr)
+            return 2
+        extra, files = files[:2], files[2:]
+    sites = list(dict.fromkeys(s for s in map(site_of, files) if s is not None))
     worst = 0
     for site in sites:
         try:
-            hacc.main([command, site, *_ARGS[command]], prog_name="hacc", standalone_mode=False)
+            hacc.main([command, site, *_ARGS[command], *extra], prog_name="hacc", standalone_mode=False)
         except SystemExit as exc:
             worst = max(worst, exc.code if isinstance(exc.code, int) else 1)
     return worst

@@ -33,7 +33,9 @@ def test_action_is_a_valid_composite_action() -> None:
     assert audit.returncode == 0, audit.stdout + audit.stderr
     text = (ROOT / "action.yml").read_text()
     assert "using: composite" in text
-    assert 'hacc build "$site" --check --frozen --format github' in text
+    # on pull requests the rollout order is checked for the change since the base branch
+    assert 'hacc build "$site" --check --frozen "${against[@]}" --format github' in text
+    assert 'against=(--against "origin/$BASE_REF")' in text
     assert "--format markdown" in text
 
 
@@ -43,6 +45,9 @@ def test_hook_entry_maps_changed_files_to_their_sites() -> None:
     assert site_of(str(ROOT / "sites/prod/lb1/keepalived.conf")) == str(ROOT / "sites/prod.yaml")
     assert hook(["build", str(ROOT / "sites/prod/lb1/keepalived.conf"), str(ROOT / "sites/prod.yaml")]) == 0
     assert hook(["nonsense"]) == 2
+    # `args: [--against, REF]` before the files: the rollout order for the change since REF is checked too
+    assert hook(["build", "--against", "HEAD", str(ROOT / "sites/prod.yaml")]) == 0
+    assert hook(["build", "--against"]) == 2
 
 
 def test_pre_commit_try_repo_runs_both_hooks(tmp_path: Path) -> None:
