@@ -48,6 +48,11 @@ _ENV.filters["num"] = _num
 _ENV.filters["shq"] = shlex.quote
 
 
+def template(name: str) -> jinja2.Template:
+    """A template of compiler/templates with the compiler's settings (anycast_hooks.py renders one too)."""
+    return _ENV.get_template(name)
+
+
 def _lines(indent: str, *pairs: tuple[str, object]) -> str:
     """'key value' lines for the values that are set (None: not written, keepalived's default applies)."""
     return "".join(f"{indent}{key} {value}\n" for key, value in pairs if value is not None)
@@ -218,10 +223,10 @@ def _context(plan: SitePlan, node: NodePlan, shared: _Shared) -> dict[str, objec
 
 def render_node(plan: SitePlan, node: NodePlan, shared: _Shared | None = None) -> dict[str, str]:
     ctx = _context(plan, node, shared or _shared())
-    return {
-        f"{node.name}/{CONFIG_NAME}": _ENV.get_template("keepalived.conf.j2").render(ctx),
-        f"{node.name}/{NOTIFY_NAME}": _ENV.get_template("notify.sh.j2").render(ctx),
-    }
+    files = {f"{node.name}/{CONFIG_NAME}": _ENV.get_template("keepalived.conf.j2").render(ctx)}
+    if node.instances:  # notify.sh is the vrrp_instances' hook: a node of anycast services only has none
+        files[f"{node.name}/{NOTIFY_NAME}"] = _ENV.get_template("notify.sh.j2").render(ctx)
+    return files
 
 
 def render_site(plan: SitePlan) -> dict[str, str]:

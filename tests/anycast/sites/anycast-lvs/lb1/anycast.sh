@@ -20,88 +20,90 @@ readonly PROTO6=104
 readonly GRACE=2
 readonly STATE="${HACC_ANYCAST_STATE:-/run/hacc-anycast}"
 
-# where a host route goes: IPv4 in $TABLE (protocol static), IPv6 in $TABLE6 (protocol $PROTO6), as hacc run
+# where a host route goes: IPv4 in TABLE (protocol static), IPv6 in TABLE6 (protocol PROTO6), as hacc run
 route() {
-    case "$2" in
-        *:*) ip route "$1" "$2" dev lo table "$TABLE6" proto "$PROTO6" ;;
-        *) ip route "$1" "$2" dev lo table "$TABLE" proto static ;;
+    case "${2}" in
+        *:*) ip route "${1}" "${2}" dev lo table "${TABLE6}" proto "${PROTO6}" ;;
+        *) ip route "${1}" "${2}" dev lo table "${TABLE}" proto static ;;
     esac
 }
 
 announced() {
-    case "$1" in
-        *:*) [ -n "$(ip route show table "$TABLE6" exact "$1" proto "$PROTO6")" ] ;;
-        *) [ -n "$(ip route show table "$TABLE" exact "$1")" ] ;;
+    case "${1}" in
+        *:*) found=$(ip route show table "${TABLE6}" exact "${1}" proto "${PROTO6}") || found="" ;;
+        *) found=$(ip route show table "${TABLE}" exact "${1}") || found="" ;;
     esac
+    [ -n "${found}" ]
 }
 
 usage() {
-    echo "usage: $0 up|down SERVICE POOL | $0 flush" >&2
+    echo "usage: ${0} up|down SERVICE POOL | ${0} flush" >&2
     exit 2
 }
 
-if [ "$#" -eq 1 ] && [ "$1" = flush ]; then
+if [ "${#}" -eq 1 ] && [ "${1}" = flush ]; then
     set -- 192.0.2.53/32
-    for route in "$@"; do
-        route del "$route" 2>/dev/null || true
-        ip route del local "$route" dev lo table local 2>/dev/null || true
+    for route in "${@}"; do
+        route del "${route}" 2>/dev/null || true
+        ip route del local "${route}" dev lo table local 2>/dev/null || true
     done
-    rm -rf -- "$STATE"
+    rm -rf -- "${STATE}"
     exit 0
 fi
-[ "$#" -eq 3 ] || usage
-action=$1
-service=$2
-pool=$3
-case "$service" in
+[ "${#}" -eq 3 ] || usage
+action=${1}
+service=${2}
+pool=${3}
+case "${service}" in
     dns) pools=2; sloppy=1; set -- 192.0.2.53/32 ;;
     *)
-        echo "$0: unknown anycast service: $service" >&2
+        echo "${0}: unknown anycast service: ${service}" >&2
         exit 2
         ;;
 esac
-case "$pool" in
+case "${pool}" in
     '' | *[!0-9]*) usage ;;
+    *) ;;
 esac
-[ "$pool" -ge 1 ] && [ "$pool" -le "$pools" ] || usage
+[ "${pool}" -ge 1 ] && [ "${pool}" -le "${pools}" ] || usage
 
-mkdir -p -- "$STATE/$service" || exit 1
+mkdir -p -- "${STATE}/${service}" || exit 1
 # keepalived may run two hooks of one service at once: one at a time decides and changes its routes
-exec 9>"$STATE/$service.lock"
+exec 9>"${STATE}/${service}.lock"
 flock 9 || exit 1
 
 status=0
-case "$action" in
+case "${action}" in
     up)
-        : >"$STATE/$service/$pool" || exit 1
+        : >"${STATE}/${service}/${pool}" || exit 1
         i=1
-        while [ "$i" -le "$pools" ]; do
-            [ -e "$STATE/$service/$i" ] || exit 0 # another pool lacks quorum: not yet
+        while [ "${i}" -le "${pools}" ]; do
+            [ -e "${STATE}/${service}/${i}" ] || exit 0 # another pool lacks quorum: not yet
             i=$((i + 1))
         done
-        if [ "$sloppy" = 1 ]; then
+        if [ "${sloppy}" = 1 ]; then
             # the nodes' ECMP moves open TCP flows to this director: IPVS takes them over only with this
             echo 1 >/proc/sys/net/ipv4/vs/sloppy_tcp || status=1
         fi
-        for route in "$@"; do
-            ip route replace local "$route" dev lo table local proto static scope host || status=1
-            route replace "$route" || status=1
+        for route in "${@}"; do
+            ip route replace local "${route}" dev lo table local proto static scope host || status=1
+            route replace "${route}" || status=1
         done
-        logger -t hacc-anycast -- "$service: announced $* (pool $pool has quorum)" || true
+        logger -t hacc-anycast -- "${service}: announced ${*} (pool ${pool} has quorum)" || true
         ;;
     down)
-        rm -f -- "$STATE/$service/$pool"
-        for route in "$@"; do
-            route del "$route" 2>/dev/null || true
+        rm -f -- "${STATE}/${service}/${pool}"
+        for route in "${@}"; do
+            route del "${route}" 2>/dev/null || true
         done
-        logger -t hacc-anycast -- "$service: withdrawn $* (pool $pool lost quorum)" || true
+        logger -t hacc-anycast -- "${service}: withdrawn ${*} (pool ${pool} lost quorum)" || true
         flock -u 9
-        sleep "$GRACE"
+        sleep "${GRACE}"
         flock 9 || exit 1
-        for route in "$@"; do
+        for route in "${@}"; do
             # announced again during the grace period: keep its VIP
-            if ! announced "$route"; then
-                ip route del local "$route" dev lo table local 2>/dev/null || true
+            if ! announced "${route}"; then
+                ip route del local "${route}" dev lo table local 2>/dev/null || true
             fi
         done
         ;;
@@ -109,4 +111,4 @@ case "$action" in
         usage
         ;;
 esac
-exit "$status"
+exit "${status}"
