@@ -27,6 +27,7 @@ from hacc.runtime.kaconf.sections import build_config
 from hacc.runtime.kaconf.tree import Node, build_tree
 
 CONFIG_NAME = "keepalived.conf"
+ANYCAST_NAME = "anycast.json"
 NOTIFY_NAME = "notify.sh"
 SECRET_PLACEHOLDER = "imported"  # noqa: S105 - what an unresolved secret parameter reads as: never written anywhere
 _AUTH_PARAM = re.compile(r"^\s*auth_pass\s+\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
@@ -59,6 +60,7 @@ class NodeConf:
     notify: Mapping[str, NotifyUnits] = field(default_factory=dict)  # instance -> units (hacc notify.sh)
     notify_path: str | None = None
     notify_systemd: bool = True
+    anycast_path: str | None = None  # hacc's anycast.json beside the config (its services are not imported)
 
     def written(self, block: SourceLoc, *keywords: str) -> bool:
         """Whether the block opened at `block` states one of these keywords itself."""
@@ -149,4 +151,5 @@ def read_node(path: Path) -> NodeConf:
         notify=notify,
         notify_path=notify_path,
         notify_systemd=systemd,
+        anycast_path=str(conf.parent / ANYCAST_NAME) if (conf.parent / ANYCAST_NAME).is_file() else None,
     )

@@ -943,14 +943,25 @@ def _expected_state(svc: _Service, r: _Router, node: str, auth: Mapping[str, Any
     return "MASTER" if node == r.top and not delayed else "BACKUP"
 
 
+# hacc import reads keepalived fleets; anycast.json, frr.conf and bird-hacc.conf are hacc's own output
+ANYCAST_NOT_IMPORTED = (
+    "anycast services are not imported: they are hacc's BGP output (anycast.json beside frr.conf or "
+    "bird-hacc.conf), with no keepalived equivalent; take them from the site that generated this tree"
+)
+
+
 def import_site(nodes: Sequence[NodeConf], site_name: str, header: Sequence[str] = ()) -> ImportResult:
     ctx = _Ctx({n.name: n for n in nodes})
     errors = tuple(sorted(set(_reader_findings(ctx))))
     if errors:
         return ImportResult("", "", {}, tuple(sorted(set(ctx.findings))), errors)
+    for node in nodes:
+        if node.anycast_path is not None:
+            ctx.findings.append(Finding(node.anycast_path, 0, "lossy", ANYCAST_NOT_IMPORTED))
     routers = _routers(ctx)
     if not routers:
-        err = Finding(nodes[0].path if nodes else "(import)", 0, "lossy", "no VRRP instance to import")
+        hint = f" ({ANYCAST_NOT_IMPORTED})" if any(n.anycast_path for n in nodes) else ""
+        err = Finding(nodes[0].path if nodes else "(import)", 0, "lossy", f"no VRRP instance to import{hint}")
         return ImportResult("", "", {}, tuple(sorted(set(ctx.findings))), (err,))
     services = _merge_families(
         ctx,
