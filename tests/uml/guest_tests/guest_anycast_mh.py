@@ -24,20 +24,18 @@ which `hacc build` warns about) a moved flow lands on another real server and is
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import itertools
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from guestlib import Processes, ns_run, run, setns, wait_until
 
 if os.environ.get("HACC_IN_UML") != "1":
     raise RuntimeError("guest tests run inside user-mode-linux only: use tests/uml/test_ipvs_in_uml.py")
@@ -51,7 +49,6 @@ DIRECTORS = {"d1": "198.51.100.11", "d2": "198.51.100.12"}
 RS = {"rs1": "198.51.100.21", "rs2": "198.51.100.22", "rs3": "198.51.100.23"}
 RS_NAME = {f"{addr}:{PORT}": name for name, addr in RS.items()}
 CLIENTS = ("203.0.113.50", "203.0.113.51", "203.0.113.52")
-TIMEOUT = 30.0
 REPLY_TIMEOUT = 3.0  # a working flow answers in milliseconds; a broken one is reset or stays silent
 SERVICE = f"TCP  {VIP}:{PORT}"
 
@@ -111,41 +108,9 @@ asyncio.run(main())
 """
 
 
-def run(*argv: str, check: bool = True, stdin: str | None = None) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, input=stdin)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} -> {result.returncode}: {result.stderr}")
-    return result.stdout
-
-
-def ns_run(ns: str, *argv: str, check: bool = True) -> str:
-    return run("ip", "netns", "exec", ns, *argv, check=check)
-
-
 def batch(ns: str | None, lines: list[str]) -> None:
     """Many `ip` commands in one process (each process start costs ~80 ms in the guest)."""
     run("ip", *(("-n", ns) if ns else ()), "-batch", "-", stdin="\n".join(lines) + "\n")
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / step) + 2):
-        if pred():
-            return True
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(step)
-    return pred()
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-def _setns(fd: int) -> None:
-    # os.setns arrived in Python 3.12; a socket keeps the namespace it was created in
-    if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
 
 
 @dataclass
@@ -179,7 +144,7 @@ def connect(source: tuple[str, int]) -> socket.socket:
     fd = os.open("/run/netns/cli", os.O_RDONLY)
     here = os.open("/proc/self/ns/net", os.O_RDONLY)
     try:
-        _setns(fd)
+        setns(fd)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.bind(source)
@@ -189,7 +154,7 @@ def connect(source: tuple[str, int]) -> socket.socket:
             sock.close()
             raise
     finally:
-        _setns(here)
+        setns(here)
         os.close(fd)
         os.close(here)
     return sock
@@ -221,33 +186,11 @@ def sloppy_tcp(director: str, value: int | None = None) -> str:
 
 
 @dataclass
-class Lab:
-    work: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+class Lab(Processes):
     nodes: dict[str, Path] = field(default_factory=dict)  # director -> its node directory
     mh_conf: str = ""
     rr_conf: str = ""
     ports: Iterator[int] = field(default_factory=lambda: itertools.count(40001))  # every flow its own tuple
-
-    def spawn(self, name: str, ns: str, argv: list[str]) -> None:
-        log = (self.work / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=log, stderr=subprocess.STDOUT)
-
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> int | None:
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return None
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            return proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(5)
-
-    def log(self, name: str) -> str:
-        path = self.work / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def start_hacc(self, director: str) -> None:
         sock = self.work / f"{director}.sock"

@@ -16,20 +16,17 @@ The tests run in file order on one director (module fixture) and each leaves the
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from guestlib import Processes, ns_run, run, setns, wait_until
 from hacc.runtime.control import query
 
 if os.environ.get("HACC_IN_UML") != "1":
@@ -43,7 +40,6 @@ RS = {"rs1": "192.0.2.21", "rs2": "192.0.2.22"}
 CLIENT = "198.51.100.50"
 # shortened checker timings (the site's are delay_loop 6, connect_timeout 3, retry 3, delay_before_retry 3)
 DELAY_LOOP, CONNECT_TIMEOUT, RETRY, DELAY_BEFORE_RETRY = 1, 1, 1, 1
-TIMEOUT = 30.0
 PORTS = (80, 8080, 8081)  # HTTP on every port; 8080/8081 also speak the echo line protocol
 
 SERVER_SRC = r"""
@@ -76,28 +72,6 @@ asyncio.run(main())
 """
 
 
-def run(*argv: str, check: bool = True) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} -> {result.returncode}: {result.stderr}")
-    return result.stdout
-
-
-def ns_run(ns: str, *argv: str, check: bool = True) -> str:
-    return run("ip", "netns", "exec", ns, *argv, check=check)
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / step) + 2):
-        if pred():
-            return True
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(step)
-    return pred()
-
-
 def ipvs_dests(service: str) -> dict[str, tuple[str, int]]:
     """`ipvsadm -Ln` in the director: {"192.0.2.21:80": ("Route", 1)} of one service."""
     out = ns_run("dir", "ipvsadm", "-Ln")
@@ -119,33 +93,9 @@ def ipvs_services() -> dict[str, str]:
 
 
 @dataclass
-class Lab:
-    work: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+class Lab(Processes):
     conf: Path = Path()
     sock: Path = Path()
-
-    def spawn(self, name: str, ns: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = (self.work / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *argv], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> int | None:
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return None
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            return proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(5)
-
-    def log(self, name: str) -> str:
-        path = self.work / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def start_server(self, rs: str, *ports: int) -> None:
         self.spawn(f"srv-{rs}", rs, [sys.executable, "-c", SERVER_SRC, rs, *map(str, ports)])
@@ -309,25 +259,15 @@ def test_all_down_brings_the_sorry_server_and_a_return_takes_it_out(lab: Lab) ->
     assert wait_until(lambda: healthy_pool(lab), 30)
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-def _setns(fd: int) -> None:
-    # os.setns arrived in Python 3.12; the socket keeps the namespace it was created in
-    if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
-
-
 def _connect(timeout: float = 5.0) -> socket.socket:
     """A TCP connection from the client namespace to VIP:8080 (through the director's NAT service)."""
     fd = os.open("/run/netns/cli", os.O_RDONLY)
     here = os.open("/proc/self/ns/net", os.O_RDONLY)
     try:
-        _setns(fd)
+        setns(fd)
         sock = socket.create_connection((VIP, 8080), timeout=timeout)
     finally:
-        _setns(here)
+        setns(here)
         os.close(fd)
         os.close(here)
     return sock

@@ -20,21 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from guestlib import TIMEOUT, run
 from hacc.runtime.ipvs.diff import AddService, DelService, EditDest, diff
 from hacc.runtime.ipvs.model import Dest, IpvsTable, Service, ServiceEntry, ServiceKey
 from hacc.runtime.ipvs.netlink import PyrouteIpvs, SchedulerUnavailable
 
 if os.environ.get("HACC_IN_UML") != "1":
     raise RuntimeError("guest tests run inside user-mode-linux only: use tests/uml/test_ipvs_in_uml.py")
-
-TIMEOUT = 30.0
-
-
-def run(*argv: str, check: bool = True) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} -> {result.returncode}: {result.stderr}")
-    return result.stdout
 
 
 def ipvsadm_table() -> dict[str, tuple[str, str, dict[str, tuple[str, int]]]]:
