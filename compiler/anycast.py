@@ -59,10 +59,10 @@ class NodeAnycast:
     def vips(self, service: Service, version: Family | None = None) -> list[str]:
         """The service's VIPs (of one family), IPv4 first, in address order."""
         found = {str(vip_address(v)) for v in all_vips(service)}
-        return sorted((v for v in found if version in (None, family(v))), key=_address_order)
+        return sorted((v for v in found if version in (None, family(v))), key=address_order)
 
     def all_vips(self, version: Family) -> list[str]:
-        return sorted({v for _, s in self.services for v in self.vips(s, version)}, key=_address_order)
+        return sorted({v for _, s in self.services for v in self.vips(s, version)}, key=address_order)
 
     def families(self) -> list[Family]:
         return [version for version in (4, 6) if self.all_vips(version)]
@@ -77,13 +77,24 @@ class NodeAnycast:
         return groups, [g for g in groups if g not in mixed], [p for p in mine if p.group in mixed]
 
 
-def _address_order(address: str) -> tuple[int, int]:
+def ipv6_table(bgp: BgpSite) -> int:
+    """The kernel table of hacc's IPv6 routes: main for FRR (8.4 imports no IPv6 table: the module docstring),
+    hacc's own table for BIRD."""
+    return RT_TABLE_MAIN if bgp.daemon == "frr" else bgp.table
+
+
+def host_route(address: str) -> str:
+    """'192.0.2.53/32', '2001:db8::53/128': a VIP as the host route hacc announces."""
+    return f"{address}/{FAMILIES[family(address)].host}"
+
+
+def address_order(address: str) -> tuple[int, int]:
     ip = ipaddress.ip_address(address)
     return ip.version, int(ip)
 
 
 def _peer_order(peers: list[BgpPeer]) -> list[BgpPeer]:
-    return sorted(peers, key=lambda p: _address_order(p.address))
+    return sorted(peers, key=lambda p: address_order(p.address))
 
 
 @dataclass(frozen=True)
@@ -382,7 +393,7 @@ def render_runtime(site: Site, bgp: BgpSite, plan: NodeAnycast) -> str:
     if 6 in plan.families():
         # where hacc run puts the IPv6 routes (with protocol RTPROT_HACC): FRR 8.4 learns IPv6 kernel routes
         # from main only (the module docstring), BIRD from hacc's table as for IPv4
-        doc["ipv6_table"] = RT_TABLE_MAIN if bgp.daemon == "frr" else bgp.table
+        doc["ipv6_table"] = ipv6_table(bgp)
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 

@@ -15,59 +15,55 @@ without a VRRP instance), so an anycast service without virtual servers is annou
 
 from __future__ import annotations
 
-import ipaddress
-
-from .anycast import RT_TABLE_MAIN, RTPROT_HACC
-from .anycast_checks import anycast_services, takes_over_flows
+from .anycast import RTPROT_HACC, NodeAnycast, address_order, host_route, ipv6_table, node_plans
+from .anycast_checks import takes_over_flows
 from .lvs_plan import ANYCAST_HOOK
-from .model import Site
+from .model import BgpSite, Site
 from .render import template
-from .resolve import all_vips, vip_address
-
-
-def _host_routes(vips: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> list[str]:
-    return [f"{v}/{v.max_prefixlen}" for v in sorted(set(vips), key=lambda a: (a.version, a))]
-
 
 _TABLE6_WHY = {"frr": "the main table with hacc's protocol (FRR 8.4 imports no IPv6 table)", "bird": "table T too"}
 STATE_DIR = "/run/hacc-anycast"  # which pools of each service hold quorum; /run is empty after a reboot
 
 
-def render_hook(site: Site, node: str, source: str) -> str | None:
+def render_hook(site: Site, bgp: BgpSite, plan: NodeAnycast, source: str) -> str | None:
     """The node's anycast.sh, or None if it announces no anycast service with virtual servers."""
-    bgp = site.bgp
-    mine = sorted((n, s) for n, s in anycast_services(site).items() if node in s.nodes and s.virtual_servers)
-    if bgp is None or not mine:
+    mine = [(n, s) for n, s in plan.services if s.virtual_servers]
+    if not mine:
         return None  # keepalived cannot announce a service without virtual servers: nothing would run it
-    arms = []
-    every: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-    for name, service in mine:
-        vips = [vip_address(v) for v in all_vips(service)]
-        every += vips
-        pools, sloppy = len(service.virtual_servers), 1 if takes_over_flows(service) else 0
-        arms.append({"name": name, "pools": pools, "sloppy": sloppy, "routes": _host_routes(vips)})
+    arms = [
+        {
+            "name": name,
+            "pools": len(service.virtual_servers),
+            "sloppy": 1 if takes_over_flows(service) else 0,
+            "routes": [host_route(v) for v in plan.vips(service)],
+        }
+        for name, service in mine
+    ]
+    every = [host_route(v) for v in sorted({v for _, s in mine for v in plan.vips(s)}, key=address_order)]
     # every value below comes from a validated site: service names are SafeNames, routes are addresses
     return template("anycast.sh.j2").render(
         source=source,
         site=site.site,
-        node=node,
+        node=plan.node,
         hook=ANYCAST_HOOK,
         table=bgp.table,
-        table6=RT_TABLE_MAIN if bgp.daemon == "frr" else bgp.table,
+        table6=ipv6_table(bgp),
         table6_why=_TABLE6_WHY[bgp.daemon],
         proto6=RTPROT_HACC,
         grace=f"{bgp.withdraw_grace:g}",
         state_dir=STATE_DIR,
         arms=arms,
-        every=_host_routes(every),
+        every=every,
     )
 
 
 def render_hooks(site: Site, source: str) -> dict[str, str]:
-    """{<node>/anycast.sh: text} for every node that announces an anycast service."""
+    """{<node>/anycast.sh: text} for every node that announces an anycast service with virtual servers."""
+    if site.bgp is None:
+        return {}
     files = {}
-    for node in sorted(site.nodes):
-        text = render_hook(site, node, source)
+    for plan in node_plans(site):
+        text = render_hook(site, site.bgp, plan, source)
         if text is not None:
-            files[f"{node}/{ANYCAST_HOOK}"] = text
+            files[f"{plan.node}/{ANYCAST_HOOK}"] = text
     return files

@@ -223,9 +223,9 @@ def _context(plan: SitePlan, node: NodePlan, shared: _Shared) -> dict[str, objec
 
 def render_node(plan: SitePlan, node: NodePlan, shared: _Shared | None = None) -> dict[str, str]:
     ctx = _context(plan, node, shared or _shared())
-    files = {f"{node.name}/{CONFIG_NAME}": _ENV.get_template("keepalived.conf.j2").render(ctx)}
+    files = {f"{node.name}/{CONFIG_NAME}": template("keepalived.conf.j2").render(ctx)}
     if node.instances:  # notify.sh is the vrrp_instances' hook: a node of anycast services only has none
-        files[f"{node.name}/{NOTIFY_NAME}"] = _ENV.get_template("notify.sh.j2").render(ctx)
+        files[f"{node.name}/{NOTIFY_NAME}"] = template("notify.sh.j2").render(ctx)
     return files
 
 

@@ -170,10 +170,13 @@ class LvsManager:
     def _run_omega(self, specs: Sequence[VirtualServerSpec]) -> None:
         by_key = {vs.key: vs for vs in specs}
         for change in shutdown_notifies(specs, self.health):
-            vs = by_key[change.service]
-            arg = str(change.service) if isinstance(change, QuorumChange) else f"{change.service} {change.real_server}"
-            if change.script:
-                self._notify.run_line(change.script, arg, user=vs.script_user, group=vs.script_group)
+            name = str(change.service) if isinstance(change, QuorumChange) else f"{change.service} {change.real_server}"
+            self._run_script(by_key[change.service], change.script, name)
+
+    def _run_script(self, vs: VirtualServerSpec, script: str | None, name: str) -> None:
+        """A virtual server's notify_up/down or quorum_up/down line, as its script_user (nothing if unset)."""
+        if script:
+            self._notify.run_line(script, name, user=vs.script_user, group=vs.script_group)
 
     # --- checker transitions ------------------------------------------------------------------
     def _on_check(self, key: RealServerId, up: bool, weight: int | None, reason: str) -> None:
@@ -184,9 +187,8 @@ class LvsManager:
         if before is None or before.up != up:
             self.counters.transitions += 1
             log.info("%s real server %s in %s (%s)", "Enabling" if up else "Disabling", key[1], key[0], reason)
-            script = (rs.notify_up if up else rs.notify_down) if rs is not None else None
-            if script and vs is not None:
-                self._notify.run_line(script, f"{key[0]} {key[1]}", user=vs.script_user, group=vs.script_group)
+            if rs is not None and vs is not None:
+                self._run_script(vs, rs.notify_up if up else rs.notify_down, f"{key[0]} {key[1]}")
             smtp = self._smtp()
             if rs is not None and rs.smtp_alert and smtp is not None:
                 smtp.alert_checker(str(key[1]), str(key[0]), up, reason)
@@ -277,9 +279,7 @@ class LvsManager:
                 log.info("%s", change)
                 if change.script:
                     owner = next(vs for vs in group if vs.key == change.service)
-                    self._notify.run_line(
-                        change.script, str(change.service), user=owner.script_user, group=owner.script_group
-                    )
+                    self._run_script(owner, change.script, str(change.service))
             entries.extend(result.table)
             ops.extend(diff(self.kernel, result.table))
             await asyncio.sleep(0)
